@@ -1,0 +1,1 @@
+//! The HTTP client for the Consul agent API.

@@ -1,0 +1,5 @@
+//! The Consul agent HTTP API: JSON types and the client that calls the agent.
+
+pub mod client;
+pub mod config;
+pub mod types;

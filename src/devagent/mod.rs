@@ -1,0 +1,1 @@
+//! The embedded Consul-compatible dev agent.

@@ -1,0 +1,1 @@
+//! rustls configurations and the verifiers that check Connect certificates.
