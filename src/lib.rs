@@ -19,3 +19,9 @@ pub mod identity;
 pub mod tls;
 
 pub use error::{Code, Error, Result};
+pub(crate) mod log;
+pub mod runtime;
+pub mod watch;
+pub mod api;
+pub mod net;
+pub mod ffi;

@@ -1,0 +1,80 @@
+//! Library-wide functions: version, result names, the last error message, logging.
+
+use std::ffi::{c_char, c_void, CString};
+
+use super::args::{call, last_error, write_text};
+use super::UserData;
+use crate::error::Code;
+use crate::log::{self, Level};
+
+/// The library version, e.g. `"0.1.0"`. A static string: do not free it.
+#[no_mangle]
+pub extern "C" fn consulnative_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// A short static name for a result code (`"authorization denied"`). Unknown codes give `"unknown result"`.
+#[no_mangle]
+pub extern "C" fn consulnative_result_name(result: u32) -> *const c_char {
+    macro_rules! names {
+        ($($code:ident),*) => {
+            match result {
+                $(x if x == Code::$code as u32 => {
+                    static NAME: once_cell::sync::Lazy<CString> =
+                        once_cell::sync::Lazy::new(|| CString::new(Code::$code.name()).unwrap_or_default());
+                    NAME.as_ptr()
+                })*
+                _ => c"unknown result".as_ptr(),
+            }
+        };
+    }
+    names!(
+        Ok, NullArgument, InvalidArgument, AgentUnreachable, AgentError, AgentPermissionDenied, AgentBadResponse,
+        NotReady, Timeout, Handshake, CertificateInvalid, IdentityMismatch, AuthorizationDenied, AuthorizationFailed,
+        Io, Closed, NoInstances, BufferTooSmall, Panic, RejectedByApplication, Internal
+    )
+}
+
+/// Copies the message of the last failed call on this thread into `buf` (NUL-terminated) and its length into
+/// `*out_n`. The message says which service, which certificate, what the agent answered. With no failure yet,
+/// the text is empty. Returns `CONSULNATIVE_RESULT_BUFFER_TOO_SMALL` (with `*out_n` set) if `buf` is too small;
+/// that does not replace the recorded message.
+#[no_mangle]
+pub extern "C" fn consulnative_last_error(buf: *mut c_char, len: usize, out_n: *mut usize) -> u32 {
+    let message = last_error().map(|e| e.message).unwrap_or_default();
+    // Keep the recorded error: a too-small buffer must not overwrite the message being fetched.
+    match write_text(&message, buf, len, out_n) {
+        Ok(()) => Code::Ok as u32,
+        Err(e) => e.code as u32,
+    }
+}
+
+/// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called from
+/// any library thread; it must not call `consulnative_set_logger`. Messages never contain tokens or keys.
+pub type consulnative_log_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, level: u32, message: *const c_char)>;
+
+/// Sends library log lines up to `max_level` (a `consulnative_log_level`) to `callback`; a NULL callback
+/// restores the default (stderr, only when the `CONSULNATIVE_LOG` environment variable names a level).
+#[no_mangle]
+pub extern "C" fn consulnative_set_logger(callback: consulnative_log_callback, userdata: *mut c_void, max_level: u32) -> u32 {
+    call(|| {
+        let level = match max_level {
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            _ => Level::Debug,
+        };
+        let userdata = UserData(userdata);
+        let sink: Option<log::Sink> = callback.map(|f| {
+            Box::new(move |level: Level, message: &str| {
+                let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+                let ud = userdata;
+                // SAFETY: the application's callback, called with its own userdata and a valid string.
+                unsafe { f(ud.0, level as u32, text.as_ptr()) }
+            }) as log::Sink
+        });
+        log::set_sink(sink, level);
+        Ok(())
+    })
+}
