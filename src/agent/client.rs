@@ -17,7 +17,9 @@ use ureq::RequestBuilder;
 
 use super::config::{AgentConfig, DEFAULT_ADDRESS};
 use super::transport::{tls_connector, AgentResolver, UnixConnector};
-use super::types::{AgentSelf, AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration};
+use super::types::{
+    AgentSelf, AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration,
+};
 use crate::error::{Code, Error, Result};
 
 /// The longest wait Consul honours (it caps larger values at 10 minutes).
@@ -152,7 +154,7 @@ fn escape(s: &str) -> String {
 /// A Go duration string: `30s`, `500ms`.
 fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 && ms > 0 {
+    if ms > 0 && ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -183,9 +185,8 @@ fn is_header_safe(s: &str) -> bool {
 /// The token to send: the token file (read and trimmed now) wins over the token.
 fn resolve_token(config: &AgentConfig) -> Result<Option<String>> {
     let token = if let Some(path) = &config.token_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("cannot read the ACL token file {}: {}", path.display(), e.kind()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid(format!("cannot read the ACL token file {}: {}", path.display(), e.kind())))?;
         Some(text.trim().to_string())
     } else {
         config.token.as_ref().map(|t| t.trim().to_string())
@@ -212,7 +213,7 @@ fn describe_io(e: &std::io::Error) -> String {
         K::ConnectionReset => "connection reset by the agent".to_string(),
         K::ConnectionAborted => "connection aborted".to_string(),
         K::UnexpectedEof => "the agent closed the connection".to_string(),
-        K::NotFound => format!("no such socket ({e})"),
+        K::NotFound => "no such socket file".to_string(),
         K::PermissionDenied => format!("permission denied ({e})"),
         _ => e.to_string(),
     }
@@ -336,11 +337,7 @@ impl AgentClient {
     /// `GET /v1/health/connect/<service>?passing=1&stale`; `datacenter` overrides the configured one.
     pub fn health_connect(&self, service: &str, datacenter: Option<&str>, passing: bool) -> Result<Vec<HealthEntry>> {
         let service = non_empty("service name", service)?;
-        let mut call = Call::new(
-            "GET",
-            format!("/v1/health/connect/{}", escape(service)),
-            self.inner.request_timeout,
-        );
+        let mut call = Call::new("GET", format!("/v1/health/connect/{}", escape(service)), self.inner.request_timeout);
         if passing {
             call.query.push(("passing", Some("1".to_string())));
         }
@@ -410,7 +407,8 @@ impl AgentClient {
         let mut url = format!("{}{}", self.inner.base, call.path);
         let mut params: Vec<(&str, Option<&str>)> = call.query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
         let dc = call.dc_override.as_deref().or(self.inner.datacenter.as_deref());
-        for (key, value) in [("dc", dc), ("ns", self.inner.namespace.as_deref()), ("partition", self.inner.partition.as_deref())]
+        for (key, value) in
+            [("dc", dc), ("ns", self.inner.namespace.as_deref()), ("partition", self.inner.partition.as_deref())]
         {
             if let Some(v) = value {
                 params.push((key, Some(v)));
@@ -456,11 +454,9 @@ impl AgentClient {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let mut bytes = Vec::new();
-            let read = response.body_mut().as_reader().take(4 * MAX_ERROR_BODY as u64).read_to_end(&mut bytes);
-            let text = match read {
-                Ok(_) | Err(_) if !bytes.is_empty() => body_text(&bytes),
-                _ => String::new(),
-            };
+            // Whatever arrived before an error or the cap is still worth showing.
+            let _ = response.body_mut().as_reader().take(4 * MAX_ERROR_BODY as u64).read_to_end(&mut bytes);
+            let text = body_text(&bytes);
             let text = if text.is_empty() { "(empty body)".to_string() } else { text };
             let code = if status == 403 { Code::AgentPermissionDenied } else { Code::AgentError };
             return Err(Error::new(code, format!("agent answered {status} to {} {}: {text}", call.method, call.path)));
@@ -471,12 +467,8 @@ impl AgentClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|e| self.map_error(&call, e))?;
+        let body =
+            response.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| self.map_error(&call, e))?;
         Ok((index, body))
     }
 
@@ -564,7 +556,12 @@ mod tests {
     fn addresses_parse_into_scheme_authority_and_prefix() {
         assert_eq!(
             parse_address("127.0.0.1:8500").unwrap(),
-            Target::Tcp { https: false, authority: "127.0.0.1:8500".into(), host: "127.0.0.1".into(), prefix: "".into() }
+            Target::Tcp {
+                https: false,
+                authority: "127.0.0.1:8500".into(),
+                host: "127.0.0.1".into(),
+                prefix: "".into()
+            }
         );
         assert_eq!(
             parse_address("https://consul.example:8501/proxy/consul/").unwrap(),
@@ -584,7 +581,9 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_invalid_arguments() {
-        for bad in ["", "  ", "unix://", "ftp://h:1", "http://", "http:///x", "http://u:p@h:1", "h:1/x?y=1", "ht tp://x"] {
+        for bad in
+            ["", "  ", "unix://", "ftp://h:1", "http://", "http:///x", "http://u:p@h:1", "h:1/x?y=1", "ht tp://x"]
+        {
             let err = parse_address(bad).unwrap_err();
             assert_eq!(err.code, Code::InvalidArgument, "{bad:?}: {err}");
         }
@@ -609,9 +608,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, want) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
-        {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(input.as_bytes()), want);
         }
     }

@@ -116,9 +116,8 @@ impl AgentConfig {
     /// `CONSUL_NAMESPACE`, `CONSUL_PARTITION`. Unparsable booleans are ignored, as the Go client does.
     pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> AgentConfig {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let mut cfg = AgentConfig::default();
-
-        cfg.address = var("CONSUL_HTTP_ADDR").map(|a| a.trim().to_string());
+        let mut cfg =
+            AgentConfig { address: var("CONSUL_HTTP_ADDR").map(|a| a.trim().to_string()), ..AgentConfig::default() };
         if var("CONSUL_HTTP_SSL").and_then(|v| parse_bool(&v)) == Some(true) {
             let addr = cfg.address.take().unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
             cfg.address = Some(if let Some(rest) = addr.strip_prefix("http://") {
