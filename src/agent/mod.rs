@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod config;
+mod transport;
 pub mod types;
