@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 /// Client configuration: starts from the `CONSUL_*` environment variables; keys set on it win.
 pub struct consulnative_config {
     pub(crate) options: ClientOptions,
+    /// Set when `token_file` was given explicitly: an explicit token then does not override it.
+    explicit_token_file: bool,
 }
 
 /// A client of one Consul agent: owns the CA roots watch shared by its services.
@@ -24,7 +26,7 @@ pub struct consulnative_client {
 pub extern "C" fn consulnative_config_new(out: *mut *mut consulnative_config) -> u32 {
     call(|| {
         out_ptr(out, "out")?;
-        set_out(out, into_handle(consulnative_config { options: ClientOptions::from_env() }));
+        set_out(out, into_handle(consulnative_config { options: ClientOptions::from_env(), explicit_token_file: false }));
         Ok(())
     })
 }
@@ -42,6 +44,12 @@ pub extern "C" fn consulnative_config_set(config: *mut consulnative_config, key:
         let config = unsafe { config.as_mut() }.ok_or_else(|| Error::new(crate::Code::NullArgument, "argument `config` is NULL"))?;
         let key = arg_str(key, "key")?;
         let value = opt_str(value, "value")?;
+        match key {
+            // Precedence as Consul's: explicit token file, explicit token, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_TOKEN.
+            "token_file" => config.explicit_token_file = value.is_some(),
+            "token" if !config.explicit_token_file => config.options.agent.token_file = None,
+            _ => {}
+        }
         set_option(&mut config.options, key, value)
     })
 }
