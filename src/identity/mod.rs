@@ -6,6 +6,8 @@
 //!
 //! Nothing here touches TLS; `tls/` builds on it.
 
+#![forbid(unsafe_code)]
+
 pub mod cert;
 pub mod pem;
 pub mod spiffe;

@@ -9,6 +9,8 @@
 //! - [`peer`]: the identity of a verified peer.
 //! - [`errors`]: our [`crate::Error`] carried through rustls and recovered by [`handshake_error`].
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod errors;
 pub mod material;

@@ -29,7 +29,8 @@ fn next_serial() -> SerialNumber {
 }
 
 fn since_epoch(t: SystemTime) -> Duration {
-    t.duration_since(UNIX_EPOCH).expect("test times are after 1970")
+    t.duration_since(UNIX_EPOCH)
+        .expect("test times are after 1970")
 }
 
 /// A Consul-like CA root (or intermediate) and its key.
@@ -48,19 +49,34 @@ impl TestCa {
     /// `CN=<common_name>`.
     pub fn new(trust_domain: &str, common_name: &str) -> TestCa {
         let key = KeyPair::generate().expect("P-256 key generation");
-        let cert = root_params(trust_domain, common_name).self_signed(&key).expect("self-signed root");
-        TestCa { trust_domain: trust_domain.to_ascii_lowercase(), name: common_name.to_string(), cert, key, intermediates: Vec::new() }
+        let cert = root_params(trust_domain, common_name)
+            .self_signed(&key)
+            .expect("self-signed root");
+        TestCa {
+            trust_domain: trust_domain.to_ascii_lowercase(),
+            name: common_name.to_string(),
+            cert,
+            key,
+            intermediates: Vec::new(),
+        }
     }
 
     /// An intermediate CA signed by this CA (as in secondary datacenters or Vault). Leaves it signs carry it,
     /// followed by this CA's own intermediates.
     pub fn intermediate(&self, common_name: &str) -> TestCa {
         let key = KeyPair::generate().expect("P-256 key generation");
-        let cert =
-            root_params(&self.trust_domain, common_name).signed_by(&key, &self.cert, &self.key).expect("intermediate");
+        let cert = root_params(&self.trust_domain, common_name)
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("intermediate");
         let mut intermediates = vec![cert.pem()];
         intermediates.extend(self.intermediates.iter().cloned());
-        TestCa { trust_domain: self.trust_domain.clone(), name: common_name.to_string(), cert, key, intermediates }
+        TestCa {
+            trust_domain: self.trust_domain.clone(),
+            name: common_name.to_string(),
+            cert,
+            key,
+            intermediates,
+        }
     }
 
     /// This root's certificate in PEM.
@@ -73,18 +89,33 @@ impl TestCa {
     pub fn cross_signed_by(&self, old: &TestCa) -> String {
         let mut params = self.cert.params().clone();
         params.serial_number = Some(next_serial());
-        params.signed_by(&self.key, &old.cert, &old.key).expect("cross-signed root").pem()
+        params
+            .signed_by(&self.key, &old.cert, &old.key)
+            .expect("cross-signed root")
+            .pem()
     }
 
     /// A leaf for service `service` in namespace `default`, datacenter `dc1`, valid from one minute ago for 72 h.
     pub fn leaf(&self, service: &str) -> LeafCert {
-        let uri = format!("spiffe://{}/ns/default/dc/dc1/svc/{service}", self.trust_domain);
+        let uri = format!(
+            "spiffe://{}/ns/default/dc/dc1/svc/{service}",
+            self.trust_domain
+        );
         let now = SystemTime::now();
-        self.leaf_for_uri(&uri, now - Duration::from_secs(60), now + Duration::from_secs(72 * 3600))
+        self.leaf_for_uri(
+            &uri,
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(72 * 3600),
+        )
     }
 
     /// A leaf with exactly this URI SAN and validity window.
-    pub fn leaf_for_uri(&self, uri: &str, not_before: SystemTime, not_after: SystemTime) -> LeafCert {
+    pub fn leaf_for_uri(
+        &self,
+        uri: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> LeafCert {
         let key = KeyPair::generate().expect("P-256 key generation");
         let serial = next_serial();
         let serial_hex = serial_colon_hex(&serial.to_bytes());
@@ -94,8 +125,15 @@ impl TestCa {
         params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(not_before);
         params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(not_after);
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyAgreement];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth, ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyAgreement,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
         params.use_authority_key_identifier_extension = true;
         // rcgen marks SANs non-critical; Consul's leaves (empty subject) carry a critical SAN, so write it by hand.
         let mut san = CustomExtension::from_oid_content(&[2, 5, 29, 17], uri_san_der(uri));
@@ -131,7 +169,11 @@ impl TestCa {
             signing_key_id: id,
             external_trust_domain: self.trust_domain.trim_end_matches(".consul").to_string(),
             root_cert: self.pem(),
-            intermediate_certs: if self.intermediates.is_empty() { None } else { Some(self.intermediates.clone()) },
+            intermediate_certs: if self.intermediates.is_empty() {
+                None
+            } else {
+                Some(self.intermediates.clone())
+            },
             active,
             private_key_type: "ec".into(),
             private_key_bits: 256,
@@ -151,7 +193,10 @@ pub fn ca_roots(active: &TestCa, roots: &[&TestCa]) -> CaRoots {
             .map(|ca| {
                 let root = ca.ca_root(false);
                 let is_active = root.id == active_id;
-                CaRoot { active: is_active, ..root }
+                CaRoot {
+                    active: is_active,
+                    ..root
+                }
             })
             .collect(),
     }
@@ -164,12 +209,21 @@ fn root_params(trust_domain: &str, common_name: &str) -> CertificateParams {
     params.distinguished_name = dn;
     params.serial_number = Some(next_serial());
     let now = SystemTime::now();
-    params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(now - Duration::from_secs(3600));
-    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(now + Duration::from_secs(10 * 365 * 86400));
+    params.not_before =
+        rcgen::date_time_ymd(1970, 1, 1) + since_epoch(now - Duration::from_secs(3600));
+    params.not_after =
+        rcgen::date_time_ymd(1970, 1, 1) + since_epoch(now + Duration::from_secs(10 * 365 * 86400));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    params.subject_alt_names =
-        vec![SanType::URI(format!("spiffe://{trust_domain}").try_into().expect("ASCII trust domain"))];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.subject_alt_names = vec![SanType::URI(
+        format!("spiffe://{trust_domain}")
+            .try_into()
+            .expect("ASCII trust domain"),
+    )];
     params.use_authority_key_identifier_extension = true;
     params
 }
@@ -186,7 +240,11 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -204,7 +262,9 @@ fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         let n = usize::from(first & 0x7f);
         let (len_bytes, after) = rest.split_at_checked(n)?;
         rest = after;
-        len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     let (content, rest) = rest.split_at_checked(len)?;
     Some((tag, content, rest))
@@ -235,7 +295,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -256,7 +320,9 @@ mod tests {
     fn leaves_are_shaped_like_consuls() {
         let ca = TestCa::new("abc.consul", "Consul CA 7");
         let leaf = ca.leaf("web");
-        let der = crate::identity::certs_from_pem(&leaf.cert_pem).unwrap().remove(0);
+        let der = crate::identity::certs_from_pem(&leaf.cert_pem)
+            .unwrap()
+            .remove(0);
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(cert.subject().as_raw().len() <= 2, "empty subject");
         let san = cert.subject_alternative_name().unwrap().unwrap();
@@ -264,8 +330,13 @@ mod tests {
         assert_eq!(san.value.general_names.len(), 1);
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && eku.server_auth);
-        assert_eq!(leaf.serial_number, crate::identity::inspect(&der).unwrap().serial);
-        let root = crate::identity::certs_from_pem(&ca.pem()).unwrap().remove(0);
+        assert_eq!(
+            leaf.serial_number,
+            crate::identity::inspect(&der).unwrap().serial
+        );
+        let root = crate::identity::certs_from_pem(&ca.pem())
+            .unwrap()
+            .remove(0);
         let info = crate::identity::inspect(&root).unwrap();
         assert!(info.is_ca);
         assert_eq!(info.uri_sans, vec!["spiffe://abc.consul".to_string()]);
@@ -273,7 +344,13 @@ mod tests {
 
     #[test]
     fn base64_matches_the_rfc_4648_vectors() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(base64(input.as_bytes()), want);
         }
     }
