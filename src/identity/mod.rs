@@ -1,9 +1,17 @@
 //! SPIFFE identities and certificate inspection.
+//!
+//! - [`spiffe`]: Consul's SPIFFE URIs: parse and format service identities, compare them like Go's `connect`.
+//! - [`cert`]: what the rest of the crate needs to know about one certificate (URI SANs, serial, validity).
+//! - [`pem`]: PEM decoding of certificates and private keys.
+//!
+//! Nothing here touches TLS; `tls/` builds on it.
 
-//! STUB
-use crate::error::Result;
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServiceId { pub trust_domain: String, pub partition: String, pub namespace: String, pub datacenter: String, pub service: String }
-impl ServiceId { pub fn parse(_u: &str) -> Result<ServiceId> { todo!() } pub fn uri(&self) -> String { todo!() } }
-pub fn uri_matches(_g: &str, _w: &str) -> bool { todo!() }
-pub fn serial_colon_hex(_b: &[u8]) -> String { todo!() }
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod pem;
+pub mod spiffe;
+
+pub use cert::{inspect, serial_colon_hex, CertInfo};
+pub use pem::{certs_from_pem, key_from_pem};
+pub use spiffe::{uri_matches, ServiceId};

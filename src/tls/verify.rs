@@ -1,0 +1,387 @@
+//! The two certificate verifiers. Both deny when in doubt.
+//!
+//! - [`ClientVerifier`] (listener side): a client certificate is required; its chain must verify with webpki
+//!   against every current root, using the intermediates the client sent, for client authentication, at the
+//!   handshake time; its single URI SAN must be a Consul service identity. Authorization (intentions) happens
+//!   after the handshake, elsewhere: this verifier never calls the agent.
+//! - [`ServerVerifier`] (dialer side): the same chain check for server authentication, no hostname check, then
+//!   the server's URI SAN against the expected identity, like Go's `connect/tls.go`.
+//!
+//! Per handshake: one read of the [`CertSource`], webpki path building, and (to read the URI SAN) one
+//! x509-parser pass over the end-entity certificate. Failures carry our [`Error`] through rustls.
+
+use super::config::{CertSource, Expected};
+use super::errors::to_rustls;
+use super::material::Roots;
+use crate::error::{Code, Error, Result};
+use crate::identity::{inspect, uri_matches, ServiceId};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::fmt;
+use std::sync::Arc;
+
+/// Which extended key usage the chain must allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Usage {
+    Server,
+    Client,
+}
+
+impl Usage {
+    fn key_usage(self) -> webpki::KeyUsage {
+        match self {
+            Usage::Server => webpki::KeyUsage::server_auth(),
+            Usage::Client => webpki::KeyUsage::client_auth(),
+        }
+    }
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    super::provider().signature_verification_algorithms
+}
+
+/// Verify `end_entity` + `intermediates` against every anchor of `roots` at `now` for `usage`.
+pub(crate) fn verify_chain(
+    roots: &Roots,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    usage: Usage,
+) -> std::result::Result<(), webpki::Error> {
+    let cert = webpki::EndEntityCert::try_from(end_entity)?;
+    cert.verify_for_usage(
+        algorithms().all,
+        roots.anchors(),
+        intermediates,
+        now,
+        usage.key_usage(),
+        None,
+        None,
+    )
+    .map(|_| ())
+}
+
+/// A sentence for a webpki failure, with the variant name kept for searchability.
+pub(crate) fn describe_chain_error(err: &webpki::Error, roots: &Roots) -> String {
+    let n = roots.len();
+    let anchors = if n == 1 {
+        "the 1 current CA root".to_string()
+    } else {
+        format!("the {n} current CA roots")
+    };
+    match err {
+        webpki::Error::UnknownIssuer => format!("not issued by any of {anchors} (UnknownIssuer)"),
+        webpki::Error::CertExpired { time, not_after } => format!(
+            "a certificate in the chain expired at {} (unix time {}, now {}) (CertExpired)",
+            rfc3339ish(not_after.as_secs()),
+            not_after.as_secs(),
+            time.as_secs()
+        ),
+        webpki::Error::CertNotValidYet { time, not_before } => format!(
+            "a certificate in the chain is not valid before {} (unix time {}, now {}) (CertNotValidYet)",
+            rfc3339ish(not_before.as_secs()),
+            not_before.as_secs(),
+            time.as_secs()
+        ),
+        webpki::Error::RequiredEkuNotFoundContext(_) => {
+            format!("the certificate does not allow this use (extended key usage): {err:?}")
+        }
+        other => format!("chain did not verify against {anchors}: {other:?}"),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from unix seconds (civil-from-days, no time crate needed).
+fn rfc3339ish(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// "client certificate spiffe://… (serial 1d)" or, for a certificate without one URI, its subject.
+fn describe_cert(role: &str, der: &CertificateDer<'_>) -> String {
+    match inspect(der) {
+        Ok(info) => {
+            let name = match info.uri_sans.as_slice() {
+                [uri] => uri.clone(),
+                [] if !info.subject.is_empty() => {
+                    format!("with subject {:?} and no URI SAN", info.subject)
+                }
+                [] => "with no URI SAN".to_string(),
+                uris => format!("with URI SANs {uris:?}"),
+            };
+            format!("{role} certificate {name} (serial {})", info.serial)
+        }
+        Err(e) => format!("{role} certificate (unparseable: {})", e.message),
+    }
+}
+
+/// The single URI SAN of a peer's end-entity certificate, or an `IdentityMismatch` error.
+fn single_uri(role: &str, der: &CertificateDer<'_>) -> Result<(String, String)> {
+    let info = inspect(der).map_err(|e| {
+        Error::new(
+            Code::CertificateInvalid,
+            format!("{role} certificate: {}", e.message),
+        )
+    })?;
+    match info.uri_sans.as_slice() {
+        [uri] => Ok((uri.clone(), info.serial)),
+        uris => Err(Error::new(
+            Code::IdentityMismatch,
+            format!(
+                "{} must carry exactly one URI SAN, found {}",
+                describe_cert(role, der),
+                uris.len()
+            ),
+        )),
+    }
+}
+
+/// Chain check shared by both verifiers: roots present, chain valid; errors already in our codes.
+fn check_peer_chain(
+    source: &dyn CertSource,
+    role: &str,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    usage: Usage,
+) -> Result<()> {
+    let Some(roots) = source.roots() else {
+        return Err(Error::new(
+            Code::NotReady,
+            format!(
+                "no CA roots yet: cannot verify the {role} certificate, refusing the handshake"
+            ),
+        ));
+    };
+    verify_chain(&roots, end_entity, intermediates, now, usage).map_err(|e| {
+        Error::new(
+            Code::CertificateInvalid,
+            format!(
+                "{}: {}",
+                describe_cert(role, end_entity),
+                describe_chain_error(&e, &roots)
+            ),
+        )
+    })
+}
+
+/// Listener side: requires and verifies the client's certificate.
+pub struct ClientVerifier {
+    source: Arc<dyn CertSource>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientVerifier {
+    pub fn new(source: Arc<dyn CertSource>) -> Self {
+        ClientVerifier {
+            source,
+            algs: algorithms(),
+        }
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<()> {
+        check_peer_chain(
+            &*self.source,
+            "client",
+            end_entity,
+            intermediates,
+            now,
+            Usage::Client,
+        )?;
+        let (uri, serial) = single_uri("client", end_entity)?;
+        ServiceId::parse(&uri).map_err(|e| {
+            Error::new(
+                Code::IdentityMismatch,
+                format!("client certificate (serial {serial}): {}", e.message),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientVerifier")
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    /// No hints: the roots change at run time, and a Connect client always sends its one leaf anyway.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity, intermediates, now)
+            .map(|()| ClientCertVerified::assertion())
+            .map_err(to_rustls)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Dialer side: verifies the server's chain and its SPIFFE identity.
+pub struct ServerVerifier {
+    source: Arc<dyn CertSource>,
+    expected: Expected,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerVerifier {
+    pub fn new(source: Arc<dyn CertSource>, expected: Expected) -> Self {
+        ServerVerifier {
+            source,
+            expected,
+            algs: algorithms(),
+        }
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<()> {
+        // Without a leaf the server will refuse us anyway; say so clearly instead of a bare alert.
+        if self.source.leaf().is_none() {
+            return Err(Error::new(
+                Code::NotReady,
+                "no leaf certificate to present yet: refusing the TLS handshake",
+            ));
+        }
+        check_peer_chain(
+            &*self.source,
+            "server",
+            end_entity,
+            intermediates,
+            now,
+            Usage::Server,
+        )?;
+        let (got, serial) = single_uri("server", end_entity)?;
+        match &self.expected {
+            Expected::Uri(want) if uri_matches(&got, want) => Ok(()),
+            Expected::Uri(want) => Err(Error::new(
+                Code::IdentityMismatch,
+                format!("peer certificate mismatch got {got}, want {want}"),
+            )),
+            Expected::AnyService => ServiceId::parse(&got).map(|_| ()).map_err(|e| {
+                Error::new(
+                    Code::IdentityMismatch,
+                    format!("server certificate (serial {serial}): {}", e.message),
+                )
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ServerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerVerifier")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity, intermediates, now)
+            .map(|()| ServerCertVerified::assertion())
+            .map_err(to_rustls)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339ish;
+
+    #[test]
+    fn unix_seconds_format_as_utc_dates() {
+        assert_eq!(rfc3339ish(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339ish(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339ish(1_747_735_140), "2025-05-20T09:59:00Z");
+    }
+}
