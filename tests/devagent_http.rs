@@ -575,3 +575,13 @@ fn stop_closes_the_listener_and_is_idempotent() {
     assert!(DevAgent::start(DevAgentConfig { http_addr: addr, ..Default::default() }).is_err());
     drop(b);
 }
+
+#[test]
+fn dev_agent_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DevAgent>();
+    assert_send_sync::<DevAgentConfig>();
+    // The token never shows in Debug output.
+    let cfg = DevAgentConfig { acl_token: Some("very-secret".into()), ..Default::default() };
+    assert!(!format!("{cfg:?}").contains("very-secret"));
+}

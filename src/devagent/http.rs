@@ -296,6 +296,7 @@ async fn apply_faults(sh: &Shared, ep: FaultEndpoint) -> (Option<Resp>, bool) {
 }
 
 /// `index` and `wait` (with jitter already added). `Err` is Consul's 400.
+#[allow(clippy::result_large_err)] // the Err is a ready answer; not worth boxing
 fn blocking_params(r: &Req) -> Result<(u64, Duration), Resp> {
     let index = match r.q("index") {
         None | Some("") => 0,
@@ -475,6 +476,7 @@ async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
     with_cache(json(&AuthorizeResponse { authorized, reason }, Some(idx)), hit, age)
 }
 
+#[allow(clippy::result_large_err)] // the Err is a ready answer; not worth boxing
 fn source_destination(r: &Req) -> Result<(String, String), Resp> {
     let source = r.q("source").filter(|s| !s.is_empty()).ok_or_else(|| text(400, "required query parameter 'source' not set"))?;
     let dest = r

@@ -64,8 +64,11 @@ pub fn minimal_be(n: u64) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------------------------
 // DER
 
-/// One DER TLV: (tag byte, content, whole encoding, rest). Single-byte tags only (enough for keys).
-fn read_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// (tag byte, content, whole encoding, rest).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// One DER TLV. Single-byte tags only (enough for keys).
+fn read_tlv(buf: &[u8]) -> Option<Tlv<'_>> {
     let tag = *buf.first()?;
     let first_len = *buf.get(1)? as usize;
     let (len, hdr) = if first_len < 0x80 {
@@ -246,13 +249,13 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 /// Format a duration the way Go prints simple ones (`72h0m0s` style is not needed; `72h`, `30s`, `150ms`).
 pub fn format_go_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = d.as_secs();
-    if s % 3600 == 0 && s > 0 {
+    if s.is_multiple_of(3600) && s > 0 {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s > 0 {
+    } else if s.is_multiple_of(60) && s > 0 {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
