@@ -67,6 +67,8 @@ pub trait WatchTarget<T> {
     fn deliver(&self, value: &T) -> Option<Result<()>>;
     /// An error happened; the previous value stays in force. `None` when the owner is gone.
     fn fail(&self, error: Error) -> Option<()>;
+    /// A query succeeded (changed or not): a recorded error is over.
+    fn healthy(&self);
 }
 
 /// Runs the loop until `stop` is raised or the target goes away.
@@ -103,7 +105,12 @@ pub fn run<T: PartialEq>(
             return;
         }
         match outcome {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                if failures > 0 {
+                    target.healthy();
+                }
+                failures = 0;
+            }
             Err(e) => {
                 if target.fail(e).is_none() {
                     return;
@@ -210,6 +217,9 @@ mod tests {
             self.0.lock().unwrap().push(format!("e:{}", e.message));
             Some(())
         }
+        fn healthy(&self) {
+            self.0.lock().unwrap().push("ok".into());
+        }
     }
 
     #[test]
@@ -235,7 +245,7 @@ mod tests {
                 }
             }
         }, &rec);
-        assert_eq!(*rec.0.lock().unwrap(), vec!["v1", "e:boom", "v2"]);
+        assert_eq!(*rec.0.lock().unwrap(), vec!["v1", "e:boom", "v2", "ok"]);
         assert_eq!(seen_index, vec![0, 5, 6, 0, 7]);
     }
 }

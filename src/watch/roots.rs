@@ -93,4 +93,12 @@ impl WatchTarget<CaRoots> for RootsTarget {
         watch.notify(ServiceEvent::WatchError);
         Some(())
     }
+
+    fn healthy(&self) {
+        if let Some(watch) = self.0.upgrade() {
+            if watch.last_error.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+                info!("CA roots watch recovered");
+            }
+        }
+    }
 }

@@ -242,4 +242,12 @@ impl WatchTarget<LeafCert> for LeafTarget {
         certs.changed_now(ServiceEvent::WatchError);
         Some(())
     }
+
+    fn healthy(&self) {
+        if let Some(certs) = self.0.upgrade() {
+            if certs.last_leaf_error.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+                info!("leaf watch for \"{}\" recovered", certs.name);
+            }
+        }
+    }
 }

@@ -28,20 +28,21 @@ pub fn last_error() -> String {
     read_text(|buf, len, n| consulnative_last_error(buf, len, n)).unwrap_or_default()
 }
 
-/// Calls a (buf, len, out_n) function twice: once to size, once to fill.
+/// Calls a (buf, len, out_n) function: once to size, then to fill (again if the text grew in between).
 pub fn read_text(f: impl Fn(*mut c_char, usize, *mut usize) -> u32) -> Result<String, u32> {
     let mut n = 0usize;
-    let rc = f(ptr::null_mut(), 0, &mut n);
-    if rc != 0 && rc != 17 {
-        return Err(rc);
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let rc = f(if buf.is_empty() { ptr::null_mut() } else { buf.as_mut_ptr() as *mut c_char }, buf.len(), &mut n);
+        match rc {
+            0 => {
+                buf.truncate(n);
+                return Ok(String::from_utf8(buf).expect("utf-8"));
+            }
+            17 => buf = vec![0u8; n + 1],
+            other => return Err(other),
+        }
     }
-    let mut buf = vec![0u8; n + 1];
-    let rc = f(buf.as_mut_ptr() as *mut c_char, buf.len(), &mut n);
-    if rc != 0 {
-        return Err(rc);
-    }
-    buf.truncate(n);
-    Ok(String::from_utf8(buf).expect("utf-8"))
 }
 
 pub fn c(s: &str) -> CString {
@@ -126,7 +127,7 @@ impl Client {
     pub fn try_new(address: &str, extra: &[(&str, &str)]) -> Result<Client, Failure> {
         let mut cfg = ptr::null_mut();
         check(consulnative_config_new(&mut cfg))?;
-        let mut set = |k: &str, v: &str| check(consulnative_config_set(cfg, c(k).as_ptr(), c(v).as_ptr()));
+        let set = |k: &str, v: &str| check(consulnative_config_set(cfg, c(k).as_ptr(), c(v).as_ptr()));
         let result = (|| {
             set("address", address)?;
             for (k, v) in FAST.iter().chain(extra.iter()) {
