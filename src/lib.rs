@@ -14,6 +14,7 @@
 pub mod agent;
 #[cfg(feature = "devagent")]
 pub mod devagent;
+pub mod encoding;
 pub mod error;
 pub mod identity;
 pub mod tls;

@@ -56,18 +56,7 @@ pub async fn with_timeout<T>(
         None => future.await,
         Some(limit) => match tokio::time::timeout(limit, future).await {
             Ok(result) => result,
-            Err(_) => Err(Error::timeout(format!("{} timed out after {}", what(), fmt_duration(limit)))),
+            Err(_) => Err(Error::timeout(format!("{} timed out after {}", what(), crate::encoding::go_duration(limit)))),
         },
-    }
-}
-
-/// Formats a duration for messages: `250ms`, `2s`, `1.5s`.
-pub fn fmt_duration(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{}ms", d.as_millis())
-    } else if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }

@@ -371,7 +371,7 @@ fn blocking_queries_send_wait_always_and_index_only_when_positive() {
         [
             "/v1/agent/connect/ca/roots?wait=30s",
             "/v1/agent/connect/ca/roots?index=8&wait=500ms",
-            "/v1/agent/connect/ca/leaf/web?index=56&wait=300s",
+            "/v1/agent/connect/ca/leaf/web?index=56&wait=5m",
         ]
     );
 }

@@ -151,33 +151,6 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// A Go duration string: `30s`, `500ms`.
-fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms > 0 && ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn is_header_safe(s: &str) -> bool {
     s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
@@ -245,7 +218,7 @@ impl AgentClient {
         let basic_auth = match &config.http_auth {
             Some(auth) if !auth.is_empty() => {
                 let auth = if auth.contains(':') { auth.clone() } else { format!("{auth}:") };
-                let value = format!("Basic {}", base64(auth.as_bytes()));
+                let value = format!("Basic {}", crate::encoding::base64(auth.as_bytes()));
                 if !is_header_safe(&value) {
                     return Err(Error::invalid("http_auth is not valid"));
                 }
@@ -387,7 +360,7 @@ impl AgentClient {
         if q.index > 0 {
             call.query.push(("index", Some(q.index.to_string())));
         }
-        call.query.push(("wait", Some(go_duration(wait))));
+        call.query.push(("wait", Some(crate::encoding::go_duration(wait))));
         self.json(call)
     }
 
@@ -481,7 +454,7 @@ impl AgentClient {
         let timed_out = |phase: &str| {
             Error::new(
                 Code::Timeout,
-                format!("agent at {agent} did not answer {endpoint} within {}{phase}", go_duration(call.timeout)),
+                format!("agent at {agent} did not answer {endpoint} within {}{phase}", crate::encoding::go_duration(call.timeout)),
             )
         };
         match err {
@@ -489,7 +462,7 @@ impl AgentClient {
                 Code::Timeout,
                 format!(
                     "agent at {agent} unreachable ({endpoint}): no connection within {}",
-                    go_duration(call.connect_timeout)
+                    crate::encoding::go_duration(call.connect_timeout)
                 ),
             ),
             ureq::Error::Timeout(_) => timed_out(""),
@@ -596,29 +569,6 @@ mod tests {
         assert_eq!(escape("web"), "web");
         assert_eq!(escape("a b/c?d%é"), "a%20b%2Fc%3Fd%25%C3%A9");
         assert_eq!(escape("x-y_z.~"), "x-y_z.~");
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(go_duration(Duration::ZERO), "0ms");
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
     }
 
     #[test]

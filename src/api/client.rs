@@ -8,7 +8,7 @@ use crate::agent::client::AgentClient;
 use crate::agent::config::AgentConfig;
 use crate::agent::types::{ServiceCheck, ServiceConnect, ServiceRegistration};
 use crate::error::{Error, Result};
-use crate::runtime::fmt_duration;
+use crate::encoding::go_duration as fmt_duration;
 use crate::watch::{RootsWatch, ServiceCerts, WatchTiming};
 
 /// Everything a client can be configured with.

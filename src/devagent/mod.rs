@@ -20,7 +20,7 @@ mod acl;
 mod ca;
 mod http;
 mod state;
-mod util;
+pub(crate) mod util;
 
 use crate::agent::types::LeafCert;
 use crate::error::{Error, Result};

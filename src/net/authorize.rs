@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::agent::client::AgentClient;
 use crate::agent::types::AuthorizeRequest;
 use crate::error::{Code, Error, Result};
-use crate::runtime::fmt_duration;
+use crate::encoding::go_duration as fmt_duration;
 use crate::tls::PeerIdentity;
 
 /// Decides whether a verified peer may connect to `target`. A trait so that another source (local intention

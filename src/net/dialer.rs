@@ -9,7 +9,8 @@ use tokio_rustls::TlsConnector;
 
 use super::conn::Conn;
 use crate::error::{Code, Error, Result};
-use crate::runtime::{block_on, fmt_duration};
+use crate::encoding::go_duration as fmt_duration;
+use crate::runtime::block_on;
 use crate::tls::{dial_server_name, handshake_error, peer_identity, PeerIdentity};
 
 /// Connects to `address` (`host:port`) and completes the handshake with `config`, within `deadline`.

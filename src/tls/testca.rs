@@ -7,6 +7,8 @@
 //! For tests and demos only: keys live in memory and nothing is persisted.
 
 use crate::agent::types::{CaRoot, CaRoots, LeafCert};
+use crate::devagent::util::{pkcs8_p256_to_sec1, san_uri_der};
+use crate::encoding::pem_encode;
 use crate::identity::serial_colon_hex;
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -136,7 +138,7 @@ impl TestCa {
         ];
         params.use_authority_key_identifier_extension = true;
         // rcgen marks SANs non-critical; Consul's leaves (empty subject) carry a critical SAN, so write it by hand.
-        let mut san = CustomExtension::from_oid_content(&[2, 5, 29, 17], uri_san_der(uri));
+        let mut san = CustomExtension::from_oid_content(&[2, 5, 29, 17], san_uri_der(uri));
         san.set_criticality(true);
         params.custom_extensions = vec![san];
         let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
@@ -228,88 +230,10 @@ fn root_params(trust_domain: &str, common_name: &str) -> CertificateParams {
     params
 }
 
-/// DER of `GeneralNames ::= SEQUENCE { [6] IA5String uri }`.
-fn uri_san_der(uri: &str) -> Vec<u8> {
-    let inner = tlv(0x86, uri.as_bytes());
-    tlv(0x30, &inner)
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|&b| b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// Read one TLV: (tag, content, rest).
-fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        let (len_bytes, after) = rest.split_at_checked(n)?;
-        rest = after;
-        len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    let (content, rest) = rest.split_at_checked(len)?;
-    Some((tag, content, rest))
-}
-
-/// The key as SEC1 `EC PRIVATE KEY` PEM: the ECPrivateKey inside rcgen's PKCS#8 (which, like Go's, it is).
+/// The key as SEC1 `EC PRIVATE KEY` PEM, like the agent sends.
 fn sec1_pem(key: &KeyPair) -> String {
-    let pkcs8 = key.serialize_der();
-    let sec1 = (|| {
-        let (_, seq, _) = read_tlv(&pkcs8)?; // PrivateKeyInfo
-        let (_, _, rest) = read_tlv(seq)?; // version
-        let (_, _, rest) = read_tlv(rest)?; // algorithm
-        let (tag, octets, _) = read_tlv(rest)?; // privateKey OCTET STRING
-        (tag == 0x04).then(|| octets.to_vec())
-    })()
-    .expect("rcgen PKCS#8 has the usual shape");
-    let mut pem = String::from("-----BEGIN EC PRIVATE KEY-----\n");
-    let b64 = base64(&sec1);
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END EC PRIVATE KEY-----\n");
-    pem
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let sec1 = pkcs8_p256_to_sec1(&key.serialize_der()).expect("rcgen makes P-256 PKCS#8 keys");
+    pem_encode("EC PRIVATE KEY", &sec1)
 }
 
 #[cfg(test)]
@@ -340,26 +264,5 @@ mod tests {
         let info = crate::identity::inspect(&root).unwrap();
         assert!(info.is_ca);
         assert_eq!(info.uri_sans, vec!["spiffe://abc.consul".to_string()]);
-    }
-
-    #[test]
-    fn base64_matches_the_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
-
-    #[test]
-    fn long_der_lengths_use_the_long_form() {
-        let content = vec![0u8; 300];
-        let der = tlv(0x30, &content);
-        assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x2c]);
-        assert_eq!(read_tlv(&der).unwrap().1.len(), 300);
     }
 }

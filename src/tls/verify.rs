@@ -76,13 +76,13 @@ pub(crate) fn describe_chain_error(err: &webpki::Error, roots: &Roots) -> String
         webpki::Error::UnknownIssuer => format!("not issued by any of {anchors} (UnknownIssuer)"),
         webpki::Error::CertExpired { time, not_after } => format!(
             "a certificate in the chain expired at {} (unix time {}, now {}) (CertExpired)",
-            rfc3339ish(not_after.as_secs()),
+            crate::encoding::rfc3339(not_after.as_secs() as i64),
             not_after.as_secs(),
             time.as_secs()
         ),
         webpki::Error::CertNotValidYet { time, not_before } => format!(
             "a certificate in the chain is not valid before {} (unix time {}, now {}) (CertNotValidYet)",
-            rfc3339ish(not_before.as_secs()),
+            crate::encoding::rfc3339(not_before.as_secs() as i64),
             not_before.as_secs(),
             time.as_secs()
         ),
@@ -93,26 +93,6 @@ pub(crate) fn describe_chain_error(err: &webpki::Error, roots: &Roots) -> String
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` from unix seconds (civil-from-days, no time crate needed).
-fn rfc3339ish(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 /// "client certificate spiffe://… (serial 1d)" or, for a certificate without one URI, its subject.
 fn describe_cert(role: &str, der: &CertificateDer<'_>) -> String {
@@ -371,17 +351,5 @@ impl ServerCertVerifier for ServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339ish;
-
-    #[test]
-    fn unix_seconds_format_as_utc_dates() {
-        assert_eq!(rfc3339ish(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339ish(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339ish(1_747_735_140), "2025-05-20T09:59:00Z");
     }
 }

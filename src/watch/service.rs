@@ -10,7 +10,7 @@ use crate::agent::client::AgentClient;
 use crate::agent::types::LeafCert;
 use crate::error::{Code, Error, Result};
 use crate::log::{info, warning};
-use crate::runtime::fmt_duration;
+use crate::encoding::go_duration as fmt_duration;
 use crate::tls::{verify_leaf, CertSource, Leaf, Roots};
 
 /// What a change callback is told. Numbers are part of the C ABI.

@@ -200,6 +200,9 @@ impl Drop for Service {
     }
 }
 
+/// Refusals seen by a listener: (result code, peer URI, message).
+pub type RefusalLog = std::sync::Mutex<Vec<(u32, Option<String>, String)>>;
+
 pub struct Listener(pub *mut consulnative_listener);
 unsafe impl Send for Listener {}
 unsafe impl Sync for Listener {}
@@ -219,9 +222,9 @@ impl Listener {
         (a, r)
     }
     /// Records refusals as (code, peer uri, message).
-    pub fn record_refusals(&self) -> std::sync::Arc<std::sync::Mutex<Vec<(u32, Option<String>, String)>>> {
+    pub fn record_refusals(&self) -> std::sync::Arc<RefusalLog> {
         use std::sync::{Arc, Mutex};
-        type Log = Mutex<Vec<(u32, Option<String>, String)>>;
+        type Log = RefusalLog;
         unsafe extern "C" fn on_refused(ud: *mut libc::c_void, code: u32, _addr: *const c_char, uri: *const c_char, msg: *const c_char) {
             let log = &*(ud as *const Log);
             let uri = if uri.is_null() { None } else { Some(CStr::from_ptr(uri).to_string_lossy().into_owned()) };
