@@ -264,3 +264,31 @@ fn listens_on_ipv6_loopback() {
     conn.write(b"v6").unwrap();
     assert_eq!(conn.read_exact(2).unwrap(), b"v6");
 }
+
+#[test]
+fn alpn_is_configurable_per_listener_and_per_dial() {
+    use consulnative::ffi::{consulnative_service_dial_address, consulnative_service_listen};
+    let (_agent, client) = setup();
+    let db = client.service("db").ready(10_000);
+    let web = client.service("web").ready(10_000);
+    let mut raw = std::ptr::null_mut();
+    check(consulnative_service_listen(db.0, c("127.0.0.1:0").as_ptr(), c("h2, http/1.1").as_ptr(), &mut raw)).unwrap();
+    let listener = Arc::new(Listener(raw));
+    echo_server(listener.clone());
+    let dial = |alpn: Option<&str>| {
+        let alpn = alpn.map(c);
+        let mut out = std::ptr::null_mut();
+        check(consulnative_service_dial_address(
+            web.0,
+            c(&listener.address()).as_ptr(),
+            c("db").as_ptr(),
+            alpn.as_ref().map_or(std::ptr::null(), |a| a.as_ptr()),
+            5000,
+            &mut out,
+        ))
+        .map(|_| Conn(out))
+    };
+    assert_eq!(dial(Some("http/1.1")).unwrap().info()["alpn"], "http/1.1");
+    assert_eq!(dial(Some("h2,http/1.1")).unwrap().info()["alpn"], "h2");
+    assert_eq!(dial(None).unwrap().info()["alpn"], serde_json::Value::Null, "no ALPN offered, none negotiated");
+}

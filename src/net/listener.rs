@@ -69,6 +69,7 @@ pub struct Listener {
     local_addr: SocketAddr,
     queue: Mutex<mpsc::Receiver<Conn>>,
     closed: watch::Sender<bool>,
+    accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     hooks: Arc<Hooks>,
 }
 
@@ -89,8 +90,8 @@ impl Listener {
         let (closed_tx, closed_rx) = watch::channel(false);
         let hooks = Arc::new(Hooks::default());
         info!("service \"{}\" listening on {local_addr}", ctx.service);
-        handle().spawn(accept_loop(tcp, Arc::new(ctx), options, tx, closed_rx, hooks.clone()));
-        Ok(Listener { local_addr, queue: Mutex::new(rx), closed: closed_tx, hooks })
+        let task = handle().spawn(accept_loop(tcp, Arc::new(ctx), options, tx, closed_rx, hooks.clone()));
+        Ok(Listener { local_addr, queue: Mutex::new(rx), closed: closed_tx, accept_task: std::sync::Mutex::new(Some(task)), hooks })
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -116,9 +117,16 @@ impl Listener {
         })
     }
 
-    /// Stops accepting: the port is released and blocked `accept` calls return `Closed`. Idempotent.
+    /// Stops accepting: blocked `accept` calls return `Closed`, and the port is released before this returns.
+    /// Idempotent.
     pub fn close(&self) {
         self.closed.send_replace(true);
+        let task = self.accept_task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            });
+        }
     }
 
     /// Sets the callback told about every refused connection.
