@@ -2,7 +2,8 @@
 
 use super::acl;
 use super::state::{intention_string, CheckEntry, ServiceEntry, Shared, State};
-use super::util::{self, parse_go_duration, parse_query, percent_decode, SpiffeId};
+use super::util::{self, parse_go_duration, parse_query, percent_decode};
+use crate::identity::{is_non_service_identity, ServiceId};
 use super::{Fault, FaultEndpoint, FaultKind};
 use crate::agent::types::{
     AgentSelf, AgentSelfConfig, AgentService, AuthorizeRequest, AuthorizeResponse, HealthCheck, ProxyConfig,
@@ -448,10 +449,12 @@ async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
     if req.target.is_empty() {
         return text(400, "Target service must be specified");
     }
-    let (partition, source_ns, source) = match util::parse_spiffe(&req.client_cert_uri) {
-        None => return text(400, "ClientCertURI not a valid Connect identifier"),
-        Some(SpiffeId::Other) => return text(400, "ClientCertURI not a valid Service identifier"),
-        Some(SpiffeId::Service { partition, namespace, service, .. }) => (partition, namespace, service),
+    let (partition, source_ns, source) = match ServiceId::parse(&req.client_cert_uri) {
+        Ok(id) => (id.partition, id.namespace, id.service),
+        Err(_) if is_non_service_identity(&req.client_cert_uri) => {
+            return text(400, "ClientCertURI not a valid Service identifier")
+        }
+        Err(_) => return text(400, "ClientCertURI not a valid Connect identifier"),
     };
     if let Some(resp) = acl_check(sh, r, "service:write", Some(&req.target)) {
         return resp;

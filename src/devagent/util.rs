@@ -1,5 +1,5 @@
 //! Dev-agent helpers: the root fingerprint, DER walking (PKCS#8 -> SEC1, the URI SAN), time, query strings,
-//! SPIFFE URI kinds and random UUIDs. Text encodings come from `crate::encoding`.
+//! and random UUIDs. Text encodings come from `crate::encoding`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -156,58 +156,6 @@ pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// SPIFFE
-
-/// A parsed Consul SPIFFE ID (only the kinds the dev agent needs to tell apart).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpiffeId {
-    Service { host: String, partition: String, namespace: String, datacenter: String, service: String },
-    /// Agents, servers, mesh gateways and the signing CA: valid Connect identifiers, not services.
-    Other,
-}
-
-/// Parse a Consul SPIFFE URI like Consul's `connect.ParseCertURIFromString`. `None` = not a Connect identifier.
-pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
-    let rest = uri.strip_prefix("spiffe://").or_else(|| {
-        // The scheme is case-insensitive in URL parsing.
-        if uri.len() > 9 && uri[..9].eq_ignore_ascii_case("spiffe://") {
-            Some(&uri[9..])
-        } else {
-            None
-        }
-    })?;
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if host.is_empty() || host.contains(['?', '#', '@']) {
-        return None;
-    }
-    if path.is_empty() {
-        return Some(SpiffeId::Other); // signing CA ID
-    }
-    let segs: Vec<String> = path[1..].split('/').map(|s| percent_decode(s, false)).collect();
-    let s: Vec<&str> = segs.iter().map(|x| x.as_str()).collect();
-    let (partition, s) = match s.as_slice() {
-        ["ap", p, rest @ ..] => (p.to_lowercase(), rest.to_vec()),
-        _ => ("default".to_string(), s),
-    };
-    match s.as_slice() {
-        ["ns", ns, "dc", dc, "svc", svc] if !ns.is_empty() && !dc.is_empty() && !svc.is_empty() => Some(SpiffeId::Service {
-            host: host.to_string(),
-            partition,
-            namespace: ns.to_string(),
-            datacenter: dc.to_string(),
-            service: svc.to_string(),
-        }),
-        ["agent", "client", "dc", _, "id", _] | ["agent", "server", "dc", _] | ["gateway", "mesh", "dc", _] => {
-            Some(SpiffeId::Other)
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,13 +169,5 @@ mod tests {
     fn minimal_big_endian_serials() {
         assert_eq!(minimal_be(0x0c0a), vec![0x0c, 0x0a]);
         assert_eq!(colon_hex(&minimal_be(0x1d)), "1d");
-    }
-
-    #[test]
-    fn spiffe_kinds() {
-        assert!(matches!(parse_spiffe("spiffe://x.consul/ns/default/dc/dc1/svc/web"), Some(SpiffeId::Service { .. })));
-        assert_eq!(parse_spiffe("spiffe://x.consul/agent/client/dc/dc1/id/n1"), Some(SpiffeId::Other));
-        assert_eq!(parse_spiffe("http://x/ns/default/dc/dc1/svc/web"), None);
-        assert_eq!(parse_spiffe("spiffe://x.consul/foo"), None);
     }
 }

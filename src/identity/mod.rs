@@ -14,4 +14,4 @@ pub mod spiffe;
 
 pub use cert::{inspect, serial_colon_hex, CertInfo};
 pub use pem::{certs_from_pem, key_from_pem};
-pub use spiffe::{uri_matches, ServiceId};
+pub use spiffe::{is_non_service_identity, uri_matches, ServiceId};

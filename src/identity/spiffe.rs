@@ -59,6 +59,25 @@ impl fmt::Display for ServiceId {
     }
 }
 
+/// True for a Consul identity that is not a service: an agent, a server, a mesh gateway or the signing CA
+/// (`spiffe://<td>`). The agent's authorize endpoint tells these ("not a valid Service identifier") from
+/// garbage ("not a valid Connect identifier").
+pub fn is_non_service_identity(uri: &str) -> bool {
+    let Some((scheme, host, path)) = split_uri(uri) else { return false };
+    if !scheme.eq_ignore_ascii_case("spiffe") || !valid_host(host) || path.contains(['?', '#']) {
+        return false;
+    }
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.as_slice() {
+        ["ap", _, rest @ ..] => rest,
+        rest => rest,
+    };
+    matches!(
+        rest,
+        [] | ["agent", "client", "dc", _, "id", _] | ["agent", "server", "dc", _] | ["gateway", "mesh", "dc", _]
+    )
+}
+
 fn not_a_service(uri: &str) -> Error {
     Error::new(
         Code::IdentityMismatch,
@@ -249,6 +268,22 @@ mod tests {
             let err = ServiceId::parse(&uri).unwrap_err();
             assert_eq!(err.code, Code::IdentityMismatch, "{uri}");
             assert_eq!(err.message, format!("not a Consul service identity: {uri}"));
+        }
+    }
+
+    #[test]
+    fn agent_server_gateway_and_ca_uris_are_non_service_identities() {
+        for uri in [
+            "spiffe://x.consul",
+            "spiffe://x.consul/agent/client/dc/dc1/id/node-a",
+            "spiffe://x.consul/ap/team/agent/client/dc/dc1/id/node-a",
+            "spiffe://x.consul/agent/server/dc/dc1",
+            "spiffe://x.consul/gateway/mesh/dc/dc1",
+        ] {
+            assert!(is_non_service_identity(uri), "{uri}");
+        }
+        for uri in ["spiffe://x.consul/ns/default/dc/dc1/svc/web", "http://x/agent/server/dc/dc1", "spiffe://x.consul/foo"] {
+            assert!(!is_non_service_identity(uri), "{uri}");
         }
     }
 
