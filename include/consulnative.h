@@ -361,8 +361,9 @@ uint32_t consulnative_last_error(char *buf,
                                  size_t len,
                                  size_t *out_n);
 
-// Sends library log lines up to `max_level` (a `consulnative_log_level`) to `callback`; a NULL callback
-// restores the default (stderr, only when the `CONSULNATIVE_LOG` environment variable names a level).
+// Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
+// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
+// when the `CONSULNATIVE_LOG` environment variable names a level).
 uint32_t consulnative_set_logger(consulnative_log_callback callback,
                                  void *userdata,
                                  uint32_t max_level);

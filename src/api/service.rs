@@ -10,7 +10,7 @@ use crate::identity::ServiceId;
 use crate::net::authorize::AgentAuthorizer;
 use crate::net::dialer::{check_service_name, connect};
 use crate::net::listener::ListenerContext;
-use crate::net::resolver::discover;
+use crate::net::resolver::{check_host_port, discover};
 use crate::net::{Conn, ListenOptions, Listener};
 use crate::tls::{client_config, server_config, CertSource, Expected};
 use crate::watch::{ServiceCerts, ServiceStatus};
@@ -90,6 +90,7 @@ impl Service {
         let namespace = self.client.options.agent.namespace.clone().unwrap_or_else(|| "default".into());
         match target {
             DialTarget::Address { address, expected } => {
+                check_host_port(address)?;
                 if expected.starts_with("spiffe://") {
                     let config = client_config(source, Expected::Uri(expected.clone()), options.alpn.clone())?;
                     return connect(address, config, deadline);

@@ -47,9 +47,12 @@ pub(crate) fn arg_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> {
     unsafe { ptr.as_ref() }.ok_or_else(|| null(name))
 }
 
-/// A required C string argument: not NULL, valid UTF-8.
+/// A required C string argument: not NULL, not empty, valid UTF-8.
 pub(crate) fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
-    opt_str(ptr, name)?.ok_or_else(|| null(name))
+    if ptr.is_null() {
+        return Err(null(name));
+    }
+    opt_str(ptr, name)?.ok_or_else(|| Error::invalid(format!("argument `{name}` is empty")))
 }
 
 /// An optional C string argument: NULL (or empty) means absent; present must be valid UTF-8.

@@ -143,7 +143,13 @@ pub extern "C" fn consulnative_dev_agent_issue_leaf(
     })
 }
 
+/// A Unix time a certificate can carry: 1950-01-01 (UTCTime's start) to 9999-12-31 (GeneralizedTime's end).
 fn unix_time(secs: i64) -> Result<SystemTime> {
+    const FIRST: i64 = -631_152_000;
+    const LAST: i64 = 253_402_300_799;
+    if !(FIRST..=LAST).contains(&secs) {
+        return Err(Error::invalid(format!("time {secs} is outside what a certificate can hold ({FIRST}..={LAST})")));
+    }
     let t = if secs >= 0 {
         UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
     } else {

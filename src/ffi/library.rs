@@ -54,11 +54,13 @@ pub extern "C" fn consulnative_last_error(buf: *mut c_char, len: usize, out_n: *
 pub type consulnative_log_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, level: u32, message: *const c_char)>;
 
-/// Sends library log lines up to `max_level` (a `consulnative_log_level`) to `callback`; a NULL callback
-/// restores the default (stderr, only when the `CONSULNATIVE_LOG` environment variable names a level).
+/// Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
+/// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
+/// when the `CONSULNATIVE_LOG` environment variable names a level).
 #[no_mangle]
 pub extern "C" fn consulnative_set_logger(callback: consulnative_log_callback, userdata: *mut c_void, max_level: u32) -> u32 {
     call(|| {
+        let callback = if max_level == 0 { None } else { callback };
         let level = match max_level {
             1 => Level::Error,
             2 => Level::Warn,

@@ -34,6 +34,19 @@ pub fn discover(agent: &AgentClient, service: &str, datacenter: Option<&str>) ->
     Ok(instances)
 }
 
+/// Checks that `address` reads `host:port` (IPv6 hosts in brackets) before anything is dialed.
+pub fn check_host_port(address: &str) -> Result<()> {
+    let bad = || Error::invalid(format!("not a dial address: {address:?} (use host:port, [v6]:port)"));
+    if address.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || host.contains([':', ' ', '/']) || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// Formats `host:port`, bracketing IPv6 literals.
 pub fn host_port(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
