@@ -79,7 +79,7 @@ module ConsulNative
     # @return [nil]
     def on_refused(&block)
       if block
-        userdata = Callbacks.register(->(code, addr, uri, msg) { block.call(Refusal.new(code, addr, uri, msg)) })
+        userdata = Callbacks.register(self.class.refusal_handler(block))
         set_callback(:consulnative_listener_on_refused, Callbacks::REFUSAL, userdata)
       else
         set_callback(:consulnative_listener_on_refused, nil, nil)
@@ -122,6 +122,12 @@ module ConsulNative
     def inspect
       where = closed? ? "closed" : (address_string rescue "?") # rubocop:disable Style/RescueModifier
       "#<#{self.class.name} #{where}>"
+    end
+
+    # Built in a class method so the handler does not capture the listener (which must stay collectable).
+    # @api private
+    def self.refusal_handler(block)
+      ->(code, addr, uri, msg) { block.call(Refusal.new(code, addr, uri, msg)) }
     end
 
     private

@@ -66,22 +66,16 @@ module ConsulNative
     end
 
     # Calls the block on a library thread for every change: `:leaf_rotated`, `:roots_changed`, `:watch_error`.
-    # Keep it short; do not close the service from inside it.
+    # Keep it short; do not close the service from inside it. The block is held until {#remove_callback} or
+    # {#close}/garbage collection of the service; the service is passed in so the block need not capture it (a
+    # block that references the service keeps it alive until it is closed).
     # @yieldparam event [Symbol]
     # @yieldparam service [Service, nil] this service (nil once it was garbage-collected)
     # @return [Integer] an ID for {#remove_callback}
     def on_event(&block)
       raise ArgumentError, "a block is required" unless block
 
-      ref = WeakRef.new(self)
-      handler = lambda do |event|
-        svc = begin
-          ref.__getobj__
-        rescue WeakRef::RefError
-          nil
-        end
-        block.call(EVENTS.fetch(event, event), svc)
-      end
+      handler = self.class.event_handler(WeakRef.new(self), block)
       userdata = Callbacks.register(handler)
       out = FFI::MemoryPointer.new(:uint64)
       begin
@@ -103,7 +97,7 @@ module ConsulNative
     def on_rotate(&block)
       raise ArgumentError, "a block is required" unless block
 
-      on_event { |event, svc| block.call(svc) if event == :leaf_rotated }
+      on_event(&self.class.rotation_filter(block))
     end
 
     # Removes a callback added with {#on_event} or {#on_rotate}. A call already running may still finish.
@@ -159,6 +153,25 @@ module ConsulNative
         end)
       end
       block ? ConsulNative.with_block(conn, &block) : conn
+    end
+
+    # The object the event trampoline calls. Built in a class method so that it does not capture the service
+    # itself (only a WeakRef): the callback table must not keep the service from being garbage-collected.
+    # @api private
+    def self.event_handler(ref, block)
+      lambda do |event|
+        svc = begin
+          ref.__getobj__
+        rescue WeakRef::RefError
+          nil
+        end
+        block.call(EVENTS.fetch(event, event), svc)
+      end
+    end
+
+    # @api private
+    def self.rotation_filter(block)
+      proc { |event, svc| block.call(svc) if event == :leaf_rotated }
     end
 
     # @return [String]
