@@ -19,6 +19,8 @@ class RotationAndFailuresTest < Minitest::Test
     assert_equal "before", open.read(6, timeout: 5)
     old_serial = db.serial
     old_root = db.status[:active_root_id]
+    sleep 0.3
+    assert rotated.empty?, "on_rotate does not report the first leaf as a rotation"
 
     agent.rotate_ca
     new_serial = Timeout.timeout(10) { rotated.pop }

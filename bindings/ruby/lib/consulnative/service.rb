@@ -91,13 +91,15 @@ module ConsulNative
       id
     end
 
-    # Calls the block (on a library thread) each time a new leaf certificate is in force.
+    # Calls the block (on a library thread) each time a new leaf certificate is in force (a serial different
+    # from the one in force when the block was added).
     # @yieldparam service [Service]
     # @return [Integer] an ID for {#remove_callback}
     def on_rotate(&block)
       raise ArgumentError, "a block is required" unless block
 
-      on_event(&self.class.rotation_filter(block))
+      initial = ready? ? serial : nil
+      on_event(&self.class.rotation_filter(block, initial))
     end
 
     # Removes a callback added with {#on_event} or {#on_rotate}. A call already running may still finish.
@@ -169,9 +171,20 @@ module ConsulNative
       end
     end
 
+    # Passes on `:leaf_rotated` only when the serial really changed: the library also reports the first leaf
+    # as `:leaf_rotated`, and a callback added just after {#wait_ready} can still receive that first event.
     # @api private
-    def self.rotation_filter(block)
-      proc { |event, svc| block.call(svc) if event == :leaf_rotated }
+    def self.rotation_filter(block, initial_serial)
+      last = [initial_serial]
+      proc do |event, svc|
+        next unless event == :leaf_rotated && svc
+
+        current = svc.serial
+        next if current.nil? || current == last[0]
+
+        last[0] = current
+        block.call(svc)
+      end
     end
 
     # @return [String]
