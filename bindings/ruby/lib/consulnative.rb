@@ -52,6 +52,7 @@ module ConsulNative
     def set_logger(level: :info, &block)
       number = LOG_LEVELS.key(level) or raise ArgumentError, "unknown log level #{level.inspect}"
       if block
+        Callbacks.arm_at_exit
         @log_block = block
         Native.check(Native.consulnative_set_logger(Callbacks::LOG, nil, number))
       else
@@ -115,6 +116,13 @@ module ConsulNative
     end
 
     private
+
+    def reset_logger_at_exit
+      return unless @log_block
+
+      Native.consulnative_set_logger(nil, nil, 1)
+      @log_block = nil
+    end
 
     def deliver_log(level, message)
       block = @log_block

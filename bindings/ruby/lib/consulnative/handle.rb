@@ -13,7 +13,9 @@ module ConsulNative
     def initialize(pointer, free_function)
       raise ArgumentError, "NULL handle" if pointer.nil? || pointer.null?
 
-      @auto = FFI::AutoPointer.new(pointer, Native.method(free_function))
+      @owner_key = pointer.address
+
+      @auto = FFI::AutoPointer.new(pointer, Handle.releaser(free_function))
       @lock = Mutex.new
       @in_flight = 0
       @closed = false
@@ -49,7 +51,27 @@ module ConsulNative
       @closed ? nil : @auto
     end
 
+    # The AutoPointer's releaser (explicit close or GC): forgets the handle's callbacks, then frees it. Built in
+    # a class method so it does not capture the handle.
+    # @api private
+    def self.releaser(free_function)
+      lambda do |pointer|
+        Callbacks.forget_owner(pointer.address)
+        Native.public_send(free_function, pointer)
+      end
+    end
+
     private
+
+    # The handle's address, the key of its callbacks.
+    def owner_key
+      @owner_key ||= @auto.address
+    end
+
+    # A plain pointer to the handle that does not keep the Ruby object alive (for clear-at-exit lambdas).
+    def raw_pointer
+      FFI::Pointer.new(owner_key)
+    end
 
     # Hook run once by {#close} before the handle is freed, e.g. to wake a blocked accept. `alone` is false when
     # calls are in flight on other threads; the hook must then be safe to run concurrently with them.

@@ -78,12 +78,9 @@ module ConsulNative
     # @yieldparam refusal [Refusal]
     # @return [nil]
     def on_refused(&block)
-      if block
-        userdata = Callbacks.register(self.class.refusal_handler(block))
-        set_callback(:consulnative_listener_on_refused, Callbacks::REFUSAL, userdata)
-      else
-        set_callback(:consulnative_listener_on_refused, nil, nil)
-      end
+      handler = block && self.class.refusal_handler(block)
+      @refusal_userdata = set_callback(:consulnative_listener_on_refused, Callbacks::REFUSAL, handler,
+                                       @refusal_userdata)
       nil
     end
 
@@ -101,11 +98,8 @@ module ConsulNative
     # @yieldparam peer_service [String]
     # @return [nil]
     def peer_check(&block)
-      if block
-        set_callback(:consulnative_listener_set_peer_check, Callbacks::PEER_CHECK, Callbacks.register(block))
-      else
-        set_callback(:consulnative_listener_set_peer_check, nil, nil)
-      end
+      @peer_check_userdata = set_callback(:consulnative_listener_set_peer_check, Callbacks::PEER_CHECK, block,
+                                          @peer_check_userdata)
       nil
     end
 
@@ -132,13 +126,23 @@ module ConsulNative
 
     private
 
-    def set_callback(function, trampoline, userdata)
-      use do |ptr|
-        Native.check(Native.__send__(function, ptr, trampoline, userdata, trampoline && Callbacks::DROP))
+    # Sets (handler) or clears (nil) one callback slot; forgets the previous handler. Returns the new userdata.
+    def set_callback(function, trampoline, handler, previous)
+      userdata = handler && Callbacks.register(owner_key, handler)
+      begin
+        use { |ptr| Native.check(Native.__send__(function, ptr, handler && trampoline, userdata, nil)) }
+      rescue StandardError
+        Callbacks.release(owner_key, userdata)
+        raise
       end
-    rescue StandardError
-      Callbacks.release(userdata) if userdata
-      raise
+      Callbacks.on_clear(owner_key, userdata, self.class.clearer(function, raw_pointer)) if userdata
+      Callbacks.release(owner_key, previous)
+      userdata
+    end
+
+    # @api private
+    def self.clearer(function, pointer)
+      -> { Native.__send__(function, pointer, nil, nil, nil) }
     end
 
     # Stops accepting and releases the port at once; a blocked accept returns ClosedError.

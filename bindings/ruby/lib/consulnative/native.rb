@@ -48,6 +48,20 @@ module ConsulNative
 
     ffi_lib library_path
 
+    # The ffi gem dlclose()s its libraries when the VM tears down at exit, while the library's runtime threads
+    # are still running: they would then execute unmapped code (a SIGSEGV at exit, seen about once in 60 runs of
+    # a process exiting with open handles). A second reference opened with RTLD_NODELETE keeps the library
+    # mapped until the process is gone.
+    # @api private
+    module Pin
+      extend FFI::Library
+      ffi_lib FFI::Library::LIBC
+      attach_function :dlopen, %i[string int], :pointer
+      RTLD_NOW = 0x2
+      RTLD_NODELETE = 0x1000
+    end
+    PINNED = Pin.dlopen(ffi_libraries.first.name, Pin::RTLD_NOW | Pin::RTLD_NODELETE)
+
     # Result codes (`enum consulnative_result`).
     OK = 0
     BUFFER_TOO_SMALL = 17

@@ -19,7 +19,7 @@ module ConsulNative
     def initialize(pointer, name)
       super(pointer, :consulnative_service_free)
       @name = name
-      @callback_ids = []
+      @callback_ids = {} # C callback id => userdata
     end
 
     # Waits until the service has a leaf and CA roots and the leaf verifies against them.
@@ -76,18 +76,19 @@ module ConsulNative
       raise ArgumentError, "a block is required" unless block
 
       handler = self.class.event_handler(WeakRef.new(self), block)
-      userdata = Callbacks.register(handler)
+      userdata = Callbacks.register(owner_key, handler)
       out = FFI::MemoryPointer.new(:uint64)
       begin
         use do |ptr|
-          Native.check(Native.consulnative_service_add_callback(ptr, Callbacks::EVENT, userdata, Callbacks::DROP, out))
+          Native.check(Native.consulnative_service_add_callback(ptr, Callbacks::EVENT, userdata, nil, out))
         end
       rescue StandardError
-        Callbacks.release(userdata)
+        Callbacks.release(owner_key, userdata)
         raise
       end
       id = out.read(:uint64)
-      @callback_ids << id
+      Callbacks.on_clear(owner_key, userdata, self.class.remover(raw_pointer, id))
+      @callback_ids[id] = userdata
       id
     end
 
@@ -106,7 +107,7 @@ module ConsulNative
     # @return [nil]
     def remove_callback(id)
       use { |ptr| Native.check(Native.consulnative_service_remove_callback(ptr, id)) }
-      @callback_ids.delete(id)
+      Callbacks.release(owner_key, @callback_ids.delete(id))
       nil
     end
 
@@ -173,6 +174,11 @@ module ConsulNative
 
     # Passes on `:leaf_rotated` only when the serial really changed: the library also reports the first leaf
     # as `:leaf_rotated`, and a callback added just after {#wait_ready} can still receive that first event.
+    # @api private
+    def self.remover(pointer, id)
+      -> { Native.consulnative_service_remove_callback(pointer, id) }
+    end
+
     # @api private
     def self.rotation_filter(block, initial_serial)
       last = [initial_serial]
