@@ -1,0 +1,204 @@
+# frozen_string_literal: true
+
+require "ffi"
+
+module ConsulNative
+  # The raw C API of libconsulnative, one `attach_function` per function in `include/consulnative.h`.
+  #
+  # Everything that can block, wait on the library's runtime, take a lock a runtime thread may hold, or run a
+  # callback (free functions run drop callbacks) is attached with `blocking: true`, so the Ruby VM lock is
+  # released and other Ruby threads keep running. Only the three functions that read static or thread-local
+  # text are attached without it.
+  #
+  # Application code should not need this module: use {Client}, {Service}, {Listener}, {Conn} and {DevAgent}.
+  # @api private
+  module Native
+    extend FFI::Library
+
+    LIBRARY_NAME = "libconsulnative.so"
+
+    # Where the library is looked for, in order: `CONSULNATIVE_LIB`, beside the gem (`lib/` or the gem root),
+    # then a repository checkout's `target/debug` and `target/release`.
+    # @return [Array<String>]
+    def self.candidates
+      env = ENV["CONSULNATIVE_LIB"]
+      return [env] if env && !env.empty?
+
+      lib_dir = File.expand_path("..", __dir__)       # bindings/ruby/lib
+      gem_dir = File.expand_path("..", lib_dir)       # bindings/ruby
+      list = [File.join(lib_dir, LIBRARY_NAME), File.join(gem_dir, LIBRARY_NAME)]
+      dir = gem_dir
+      4.times do
+        dir = File.dirname(dir)
+        list << File.join(dir, "target", "debug", LIBRARY_NAME) << File.join(dir, "target", "release", LIBRARY_NAME)
+      end
+      list
+    end
+
+    # @return [String] the path of the library to load
+    # @raise [LoadError] when no candidate exists
+    def self.library_path
+      found = candidates.find { |p| File.file?(p) }
+      return found if found
+      return candidates.first if ENV["CONSULNATIVE_LIB"] && !ENV["CONSULNATIVE_LIB"].empty?
+
+      raise LoadError, "libconsulnative.so not found; set CONSULNATIVE_LIB or run `cargo build`. Looked in: " \
+                       "#{candidates.join(", ")}"
+    end
+
+    ffi_lib library_path
+
+    # The ffi gem dlclose()s its libraries when the VM tears down at exit, while the library's runtime threads
+    # are still running: they would then execute unmapped code (a SIGSEGV at exit, seen about once in 60 runs of
+    # a process exiting with open handles). A second reference opened with RTLD_NODELETE keeps the library
+    # mapped until the process is gone.
+    # @api private
+    module Pin
+      extend FFI::Library
+      ffi_lib FFI::Library::LIBC
+      attach_function :dlopen, %i[string int], :pointer
+      RTLD_NOW = 0x2
+      RTLD_NODELETE = 0x1000
+    end
+    PINNED = Pin.dlopen(ffi_libraries.first.name, Pin::RTLD_NOW | Pin::RTLD_NODELETE)
+
+    # Result codes (`enum consulnative_result`).
+    OK = 0
+    BUFFER_TOO_SMALL = 17
+    TIMEOUT = 8
+    NOT_READY = 7
+
+    callback :log_callback, %i[pointer uint32 string], :void
+    callback :refusal_callback, %i[pointer uint32 string string string], :void
+    callback :drop_callback, [:pointer], :void
+    callback :peer_check_callback, %i[pointer string string], :int32
+    callback :event_callback, %i[pointer uint32], :void
+
+    B = { blocking: true }.freeze
+
+    # Library-wide: static text and the calling thread's last error never block.
+    attach_function :consulnative_version, [], :pointer
+    attach_function :consulnative_result_name, [:uint32], :pointer
+    attach_function :consulnative_last_error, %i[pointer size_t pointer], :uint32
+    attach_function :consulnative_set_logger, %i[log_callback pointer uint32], :uint32, B
+
+    # Configuration.
+    attach_function :consulnative_config_new, [:pointer], :uint32, B
+    attach_function :consulnative_config_set, %i[pointer string string], :uint32, B
+    attach_function :consulnative_config_free, [:pointer], :void, B
+
+    # Client.
+    attach_function :consulnative_client_new, %i[pointer pointer], :uint32, B
+    attach_function :consulnative_client_free, [:pointer], :void, B
+    attach_function :consulnative_client_register, %i[pointer string string string uint16 string string], :uint32, B
+    attach_function :consulnative_client_deregister, %i[pointer string], :uint32, B
+    attach_function :consulnative_client_pass_ttl, %i[pointer string string], :uint32, B
+
+    # Service.
+    attach_function :consulnative_service_new, %i[pointer string pointer], :uint32, B
+    attach_function :consulnative_service_free, [:pointer], :void, B
+    attach_function :consulnative_service_wait_ready, %i[pointer int64], :uint32, B
+    attach_function :consulnative_service_status, %i[pointer pointer size_t pointer], :uint32, B
+    attach_function :consulnative_service_pem, %i[pointer uint32 pointer size_t pointer], :uint32, B
+    attach_function :consulnative_service_add_callback, %i[pointer event_callback pointer drop_callback pointer],
+                    :uint32, B
+    attach_function :consulnative_service_remove_callback, %i[pointer uint64], :uint32, B
+    attach_function :consulnative_service_listen, %i[pointer string string pointer], :uint32, B
+    attach_function :consulnative_service_dial, %i[pointer string string string int64 pointer], :uint32, B
+    attach_function :consulnative_service_dial_address, %i[pointer string string string int64 pointer], :uint32, B
+
+    # Listener.
+    attach_function :consulnative_listener_address, %i[pointer pointer size_t pointer], :uint32, B
+    attach_function :consulnative_listener_accept, %i[pointer int64 pointer], :uint32, B
+    attach_function :consulnative_listener_on_refused, %i[pointer refusal_callback pointer drop_callback], :uint32, B
+    attach_function :consulnative_listener_set_peer_check, %i[pointer peer_check_callback pointer drop_callback],
+                    :uint32, B
+    attach_function :consulnative_listener_counts, %i[pointer pointer pointer], :uint32, B
+    attach_function :consulnative_listener_close, [:pointer], :void, B
+    attach_function :consulnative_listener_free, [:pointer], :void, B
+
+    # Connection.
+    attach_function :consulnative_conn_read, %i[pointer pointer size_t int64 pointer], :uint32, B
+    attach_function :consulnative_conn_write, %i[pointer pointer size_t int64 pointer], :uint32, B
+    attach_function :consulnative_conn_shutdown, %i[pointer int64], :uint32, B
+    attach_function :consulnative_conn_info, %i[pointer pointer size_t pointer], :uint32, B
+    attach_function :consulnative_conn_handoff, %i[pointer pointer], :uint32, B
+    attach_function :consulnative_conn_free, [:pointer], :void, B
+
+    # Dev agent.
+    attach_function :consulnative_dev_agent_start, %i[string string bool uint64 pointer], :uint32, B
+    attach_function :consulnative_dev_agent_address, %i[pointer pointer size_t pointer], :uint32, B
+    attach_function :consulnative_dev_agent_trust_domain, %i[pointer pointer size_t pointer], :uint32, B
+    attach_function :consulnative_dev_agent_set_intention, %i[pointer string string bool], :uint32, B
+    attach_function :consulnative_dev_agent_delete_intention, %i[pointer string string], :uint32, B
+    attach_function :consulnative_dev_agent_rotate_ca, [:pointer], :uint32, B
+    attach_function :consulnative_dev_agent_set_fault, %i[pointer string string uint32 string], :uint32, B
+    attach_function :consulnative_dev_agent_clear_faults, [:pointer], :uint32, B
+    attach_function :consulnative_dev_agent_issue_leaf, %i[pointer string int64 int64 pointer size_t pointer],
+                    :uint32, B
+    attach_function :consulnative_dev_agent_stop, [:pointer], :void, B
+    attach_function :consulnative_dev_agent_free, [:pointer], :void, B
+
+    # The last error message recorded on this thread (empty if none).
+    # @return [String]
+    def self.last_error
+      n = FFI::MemoryPointer.new(:size_t)
+      buf = FFI::MemoryPointer.new(:char, 512)
+      loop do
+        rc = consulnative_last_error(buf, buf.size, n)
+        return utf8(buf.read_bytes(n.read(:size_t))) if rc == OK
+        return "" unless rc == BUFFER_TOO_SMALL
+
+        buf = FFI::MemoryPointer.new(:char, n.read(:size_t) + 1)
+      end
+    end
+
+    # Raises the {Error} subclass for `rc` (with the thread's last error message) unless it is OK.
+    # Must be called right after the failing call, on the same thread.
+    # @return [void]
+    def self.check(rc, context = nil)
+      return if rc == OK
+
+      message = last_error
+      message = "#{context}: #{message}" if context
+      raise Error.for_code(rc, message)
+    end
+
+    # Calls a (buf, len, out_n) function until the buffer is large enough (the text can grow between calls).
+    # @yieldparam buf [FFI::Pointer] @yieldparam len [Integer] @yieldparam out_n [FFI::Pointer]
+    # @yieldreturn [Integer] a result code
+    # @return [String] UTF-8 text
+    def self.read_text
+      n = FFI::MemoryPointer.new(:size_t)
+      buf = FFI::MemoryPointer.new(:char, 1024)
+      loop do
+        rc = yield(buf, buf.size, n)
+        return utf8(buf.read_bytes(n.read(:size_t))) if rc == OK
+
+        check(rc) unless rc == BUFFER_TOO_SMALL
+        buf = FFI::MemoryPointer.new(:char, n.read(:size_t) + 1)
+      end
+    end
+
+    # Reads a pointer out-parameter after a successful constructor call.
+    # @return [FFI::Pointer]
+    def self.out_pointer
+      out = FFI::MemoryPointer.new(:pointer)
+      check(yield(out))
+      out.read_pointer
+    end
+
+    def self.utf8(bytes)
+      bytes.force_encoding(Encoding::UTF_8)
+    end
+
+    # Milliseconds for the C API from seconds (nil: no timeout, -1).
+    # @return [Integer]
+    def self.ms(seconds)
+      return -1 if seconds.nil?
+
+      ms = (seconds * 1000).ceil
+      ms.negative? ? 0 : ms
+    end
+  end
+end
