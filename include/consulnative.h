@@ -363,7 +363,8 @@ uint32_t consulnative_last_error(char *buf,
 
 // Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
 // `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
-// when the `CONSULNATIVE_LOG` environment variable names a level).
+// when the `CONSULNATIVE_LOG` environment variable names a level). Once this returns, the previous callback is
+// not running and will not be called again.
 uint32_t consulnative_set_logger(consulnative_log_callback callback,
                                  void *userdata,
                                  uint32_t max_level);
@@ -382,7 +383,7 @@ uint32_t consulnative_listener_accept(const consulnative_listener *listener,
                                       consulnative_conn **out);
 
 // Sets (or with a NULL callback clears) the callback told about refused connections. The previous callback's
-// `drop` runs.
+// `drop` runs before this returns, once its running calls are done; `consulnative_listener_free` does the same.
 uint32_t consulnative_listener_on_refused(const consulnative_listener *listener,
                                           consulnative_refusal_callback callback,
                                           void *userdata,
@@ -412,8 +413,8 @@ uint32_t consulnative_service_new(const consulnative_client *client,
                                   const char *name,
                                   consulnative_service **out);
 
-// Frees a service: stops its watches and removes its callbacks (their drop callbacks run). Listeners and
-// connections made from it keep working until freed. NULL is a no-op.
+// Frees a service: stops its watches and removes its callbacks (their drop callbacks run before this returns).
+// Listeners and connections made from it keep working until freed. NULL is a no-op.
 void consulnative_service_free(consulnative_service *service);
 
 // Waits until the service has a leaf and CA roots and the leaf verifies against them. `timeout_ms < 0` waits
@@ -445,8 +446,9 @@ uint32_t consulnative_service_add_callback(const consulnative_service *service,
                                            consulnative_drop_callback drop,
                                            uint64_t *out_id);
 
-// Removes a change callback added with `consulnative_service_add_callback`; its drop callback runs. A call
-// already running on a watch thread may finish after this returns.
+// Removes a change callback added with `consulnative_service_add_callback`. Once this returns the callback is
+// not running and will not run again, and its drop callback has run (unless called from inside that callback:
+// then the drop runs when the callback returns).
 uint32_t consulnative_service_remove_callback(const consulnative_service *service,
                                               uint64_t id);
 

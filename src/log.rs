@@ -35,7 +35,7 @@ impl Level {
 }
 
 /// A sink for log lines: the C ABI installs one that calls the application's callback.
-pub type Sink = Box<dyn Fn(Level, &str) + Send + Sync>;
+pub type Sink = std::sync::Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 struct Logger {
     max_level: Option<Level>,

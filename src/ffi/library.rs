@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CString};
 
 use super::args::{call, last_error, write_text};
-use super::UserData;
+use super::ForeignCallback;
 use crate::error::Code;
 use crate::log::{self, Level};
 
@@ -49,6 +49,8 @@ pub extern "C" fn consulnative_last_error(buf: *mut c_char, len: usize, out_n: *
     }
 }
 
+static LOGGER_CALLBACK: std::sync::Mutex<Option<std::sync::Arc<ForeignCallback>>> = std::sync::Mutex::new(None);
+
 /// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called from
 /// any library thread; it must not call `consulnative_set_logger`. Messages never contain tokens or keys.
 pub type consulnative_log_callback =
@@ -56,7 +58,8 @@ pub type consulnative_log_callback =
 
 /// Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
 /// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
-/// when the `CONSULNATIVE_LOG` environment variable names a level).
+/// when the `CONSULNATIVE_LOG` environment variable names a level). Once this returns, the previous callback is
+/// not running and will not be called again.
 #[no_mangle]
 pub extern "C" fn consulnative_set_logger(callback: consulnative_log_callback, userdata: *mut c_void, max_level: u32) -> u32 {
     call(|| {
@@ -67,16 +70,20 @@ pub extern "C" fn consulnative_set_logger(callback: consulnative_log_callback, u
             3 => Level::Info,
             _ => Level::Debug,
         };
-        let userdata = UserData(userdata);
-        let sink: Option<log::Sink> = callback.map(|f| {
-            Box::new(move |level: Level, message: &str| {
+        let foreign = callback.map(|_| ForeignCallback::new(userdata, None));
+        let sink: Option<log::Sink> = callback.zip(foreign.clone()).map(|(f, foreign)| {
+            std::sync::Arc::new(move |level: Level, message: &str| {
                 let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-                let ud = userdata;
                 // SAFETY: the application's callback, called with its own userdata and a valid string.
-                unsafe { f(ud.0, level as u32, text.as_ptr()) }
+                foreign.call(|ud| unsafe { f(ud, level as u32, text.as_ptr()) });
             }) as log::Sink
         });
         log::set_sink(sink, level);
+        // The previous callback is not called again once this returns (calls in flight are waited for).
+        let previous = std::mem::replace(&mut *LOGGER_CALLBACK.lock().unwrap_or_else(|e| e.into_inner()), foreign);
+        if let Some(previous) = previous {
+            previous.retire();
+        }
         Ok(())
     })
 }

@@ -1,11 +1,11 @@
 //! Listeners: accept, refusal reports, the application's extra peer check.
 
 use std::ffi::{c_char, c_void, CString};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::args::{arg_ref, call, call_void, free_handle, into_handle, out_ptr, set_out, timeout_ms, write_text};
 use super::conn::consulnative_conn;
-use super::{consulnative_drop_callback, DropGuard, UserData};
+use super::{consulnative_drop_callback, ForeignCallback};
 
 use crate::net::{Listener, Refusal};
 use crate::tls::PeerIdentity;
@@ -13,11 +13,29 @@ use crate::tls::PeerIdentity;
 /// A listening Connect endpoint of one service.
 pub struct consulnative_listener {
     listener: Listener,
+    on_refused: Mutex<Option<Arc<ForeignCallback>>>,
+    peer_check: Mutex<Option<Arc<ForeignCallback>>>,
 }
 
 impl consulnative_listener {
     pub(crate) fn new(listener: Listener) -> Self {
-        consulnative_listener { listener }
+        consulnative_listener { listener, on_refused: Mutex::new(None), peer_check: Mutex::new(None) }
+    }
+}
+
+/// Puts `new` in `slot` and retires the callback it replaces (its drop runs before this returns).
+fn replace_callback(slot: &Mutex<Option<Arc<ForeignCallback>>>, new: Option<Arc<ForeignCallback>>) {
+    let old = std::mem::replace(&mut *slot.lock().unwrap_or_else(|e| e.into_inner()), new);
+    if let Some(old) = old {
+        old.retire();
+    }
+}
+
+impl Drop for consulnative_listener {
+    fn drop(&mut self) {
+        self.listener.close();
+        replace_callback(&self.on_refused, None);
+        replace_callback(&self.peer_check, None);
     }
 }
 
@@ -55,7 +73,7 @@ pub extern "C" fn consulnative_listener_accept(listener: *const consulnative_lis
 }
 
 /// Sets (or with a NULL callback clears) the callback told about refused connections. The previous callback's
-/// `drop` runs.
+/// `drop` runs before this returns, once its running calls are done; `consulnative_listener_free` does the same.
 #[no_mangle]
 pub extern "C" fn consulnative_listener_on_refused(
     listener: *const consulnative_listener,
@@ -65,18 +83,19 @@ pub extern "C" fn consulnative_listener_on_refused(
 ) -> u32 {
     call(|| {
         let listener = arg_ref(listener, "listener")?;
-        let guard = DropGuard { userdata: UserData(userdata), drop };
-        let hook = callback.map(|f| {
+        let foreign = callback.map(|_| ForeignCallback::new(userdata, drop));
+        let hook = callback.zip(foreign.clone()).map(|(f, foreign)| {
             Arc::new(move |r: &Refusal| {
                 let addr = cstring(&r.peer_addr.to_string());
                 let uri = r.peer_uri.as_deref().map(cstring);
                 let message = cstring(&r.error.message);
                 let uri_ptr = uri.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
                 // SAFETY: the application's callback with its own userdata and strings valid for the call.
-                unsafe { f(guard.ptr(), r.error.code as u32, addr.as_ptr(), uri_ptr, message.as_ptr()) }
+                foreign.call(|ud| unsafe { f(ud, r.error.code as u32, addr.as_ptr(), uri_ptr, message.as_ptr()) });
             }) as crate::net::RefusalCallback
         });
         listener.listener.set_refusal_callback(hook);
+        replace_callback(&listener.on_refused, foreign);
         Ok(())
     })
 }
@@ -91,19 +110,21 @@ pub extern "C" fn consulnative_listener_set_peer_check(
 ) -> u32 {
     call(|| {
         let listener = arg_ref(listener, "listener")?;
-        let guard = DropGuard { userdata: UserData(userdata), drop };
-        let check = callback.map(|f| {
+        let foreign = callback.map(|_| ForeignCallback::new(userdata, drop));
+        let check = callback.zip(foreign.clone()).map(|(f, foreign)| {
             Arc::new(move |peer: &PeerIdentity| {
                 let uri = cstring(&peer.uri);
                 let service = cstring(&peer.service);
                 // SAFETY: the application's callback with its own userdata and strings valid for the call.
-                match unsafe { f(guard.ptr(), uri.as_ptr(), service.as_ptr()) } {
-                    0 => Ok(()),
-                    n => Err(format!("the application's peer check returned {n}")),
+                match foreign.call(|ud| unsafe { f(ud, uri.as_ptr(), service.as_ptr()) }) {
+                    Some(0) => Ok(()),
+                    Some(n) => Err(format!("the application's peer check returned {n}")),
+                    None => Err("the listener is being freed".to_string()),
                 }
             }) as crate::net::PeerCheck
         });
         listener.listener.set_peer_check(check);
+        replace_callback(&listener.peer_check, foreign);
         Ok(())
     })
 }

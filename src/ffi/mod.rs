@@ -35,24 +35,104 @@ unsafe impl Sync for UserData {}
 /// Called when the library no longer needs a callback's userdata (lets a binding release its object).
 pub type consulnative_drop_callback = Option<unsafe extern "C" fn(userdata: *mut libc::c_void)>;
 
-/// Runs a drop callback once, when the owning Rust value is dropped.
-pub(crate) struct DropGuard {
-    pub userdata: UserData,
-    pub drop: consulnative_drop_callback,
+thread_local! {
+    /// How many application callbacks this thread is inside (to spot a retire from within a callback).
+    static CALLBACK_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-impl DropGuard {
-    /// The userdata pointer (a method, so closures capture the whole guard and its drop runs with them).
-    pub fn ptr(&self) -> *mut libc::c_void {
-        self.userdata.0
+/// An application callback's userdata and drop callback, shared by the core closures that call it.
+///
+/// Retiring it (when the handle is freed or the callback replaced) waits for calls already running, then runs the
+/// drop callback once, on the retiring thread, before the `_free` or setter returns: a binding may release its
+/// object right after. Retiring from inside a callback cannot wait for itself: the last running call then drops.
+pub(crate) struct ForeignCallback {
+    userdata: UserData,
+    drop: consulnative_drop_callback,
+    state: std::sync::Mutex<CallbackState>,
+    idle: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct CallbackState {
+    retired: bool,
+    running: usize,
+    dropped: bool,
+}
+
+impl ForeignCallback {
+    pub fn new(userdata: *mut libc::c_void, drop: consulnative_drop_callback) -> std::sync::Arc<ForeignCallback> {
+        std::sync::Arc::new(ForeignCallback {
+            userdata: UserData(userdata),
+            drop,
+            state: std::sync::Mutex::new(CallbackState::default()),
+            idle: std::sync::Condvar::new(),
+        })
     }
-}
 
-impl Drop for DropGuard {
-    fn drop(&mut self) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallbackState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `f` with the userdata unless retired (then `None`).
+    pub fn call<R>(&self, f: impl FnOnce(*mut libc::c_void) -> R) -> Option<R> {
+        {
+            let mut s = self.lock();
+            if s.retired {
+                return None;
+            }
+            s.running += 1;
+        }
+        CALLBACK_DEPTH.with(|d| d.set(d.get() + 1));
+        let result = f(self.userdata.0);
+        CALLBACK_DEPTH.with(|d| d.set(d.get() - 1));
+        let drop_now = {
+            let mut s = self.lock();
+            s.running -= 1;
+            if s.running == 0 {
+                self.idle.notify_all();
+            }
+            let last = s.retired && s.running == 0 && !s.dropped;
+            s.dropped |= last;
+            last
+        };
+        if drop_now {
+            self.run_drop();
+        }
+        Some(result)
+    }
+
+    /// No more calls; runs the drop callback once running calls are done (see the type's doc).
+    pub fn retire(&self) {
+        let mut s = self.lock();
+        if s.retired {
+            return;
+        }
+        s.retired = true;
+        if s.running > 0 && CALLBACK_DEPTH.with(|d| d.get()) > 0 {
+            return;
+        }
+        while s.running > 0 {
+            s = self.idle.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        let drop_now = !s.dropped;
+        s.dropped = true;
+        std::mem::drop(s);
+        if drop_now {
+            self.run_drop();
+        }
+    }
+
+    fn run_drop(&self) {
         if let Some(f) = self.drop {
             // SAFETY: the application gave us this function and userdata to be called exactly once.
             unsafe { f(self.userdata.0) }
         }
+    }
+}
+
+impl Drop for ForeignCallback {
+    fn drop(&mut self) {
+        // Normally retired by its handle already; this covers paths that never retire it.
+        self.retire();
     }
 }

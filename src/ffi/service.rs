@@ -8,7 +8,7 @@ use super::args::{alpn_list, arg_ref, arg_str, call, call_void, free_handle, int
 use super::client::consulnative_client;
 use super::conn::consulnative_conn;
 use super::listener::consulnative_listener;
-use super::{consulnative_drop_callback, DropGuard, UserData};
+use super::{consulnative_drop_callback, ForeignCallback};
 use crate::api::{DialOptions, DialTarget, Service};
 use crate::error::{Code, Error, Result};
 use crate::net::ListenOptions;
@@ -18,7 +18,31 @@ use crate::watch::ServiceEvent;
 /// One service identity: its leaf certificate and the client's CA roots, kept fresh in the background.
 pub struct consulnative_service {
     pub(crate) service: Service,
-    callback_ids: Mutex<Vec<u64>>,
+    callbacks: Mutex<Vec<(u64, Arc<ForeignCallback>)>>,
+}
+
+impl consulnative_service {
+    /// Unregisters callbacks (all, or the one with `id`) and retires them: their drops run before this returns.
+    fn remove_callbacks(&self, id: Option<u64>) {
+        let removed: Vec<Arc<ForeignCallback>> = {
+            let mut list = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            let (gone, kept) = list.drain(..).partition(|(i, _)| id.is_none_or(|id| id == *i));
+            *list = kept;
+            gone.into_iter().map(|(i, cb)| {
+                self.service.certs().remove_callback(i);
+                cb
+            }).collect()
+        };
+        for cb in removed {
+            cb.retire();
+        }
+    }
+}
+
+impl Drop for consulnative_service {
+    fn drop(&mut self) {
+        self.remove_callbacks(None);
+    }
 }
 
 /// A change callback: `event` is a `consulnative_event`. Runs on a library watch thread; keep it short and do not
@@ -33,24 +57,16 @@ pub extern "C" fn consulnative_service_new(client: *const consulnative_client, n
         out_ptr(out, "out")?;
         let client = arg_ref(client, "client")?;
         let service = client.client.service(arg_str(name, "name")?)?;
-        set_out(out, into_handle(consulnative_service { service, callback_ids: Mutex::new(Vec::new()) }));
+        set_out(out, into_handle(consulnative_service { service, callbacks: Mutex::new(Vec::new()) }));
         Ok(())
     })
 }
 
-/// Frees a service: stops its watches and removes its callbacks (their drop callbacks run). Listeners and
-/// connections made from it keep working until freed. NULL is a no-op.
+/// Frees a service: stops its watches and removes its callbacks (their drop callbacks run before this returns).
+/// Listeners and connections made from it keep working until freed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn consulnative_service_free(service: *mut consulnative_service) {
-    call_void(|| {
-        // SAFETY: NULL or a handle from consulnative_service_new, freed once.
-        if let Some(s) = unsafe { service.as_ref() } {
-            for id in s.callback_ids.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                s.service.certs().remove_callback(id);
-            }
-        }
-        free_handle(service)
-    })
+    call_void(|| free_handle(service))
 }
 
 /// Waits until the service has a leaf and CA roots and the leaf verifies against them. `timeout_ms < 0` waits
@@ -120,25 +136,25 @@ pub extern "C" fn consulnative_service_add_callback(
         out_ptr(out_id, "out_id")?;
         let service = arg_ref(service, "service")?;
         let f = callback.ok_or_else(|| Error::new(Code::NullArgument, "argument `callback` is NULL"))?;
-        let guard = DropGuard { userdata: UserData(userdata), drop };
+        let foreign = ForeignCallback::new(userdata, drop);
+        let caller = foreign.clone();
         let id = service.service.certs().add_callback(Arc::new(move |event: ServiceEvent| {
             // SAFETY: the application's callback with its own userdata.
-            unsafe { f(guard.ptr(), event as u32) }
+            caller.call(|ud| unsafe { f(ud, event as u32) });
         }));
-        service.callback_ids.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        service.callbacks.lock().unwrap_or_else(|e| e.into_inner()).push((id, foreign));
         set_out(out_id, id);
         Ok(())
     })
 }
 
-/// Removes a change callback added with `consulnative_service_add_callback`; its drop callback runs. A call
-/// already running on a watch thread may finish after this returns.
+/// Removes a change callback added with `consulnative_service_add_callback`. Once this returns the callback is
+/// not running and will not run again, and its drop callback has run (unless called from inside that callback:
+/// then the drop runs when the callback returns).
 #[no_mangle]
 pub extern "C" fn consulnative_service_remove_callback(service: *const consulnative_service, id: u64) -> u32 {
     call(|| {
-        let service = arg_ref(service, "service")?;
-        service.callback_ids.lock().unwrap_or_else(|e| e.into_inner()).retain(|i| *i != id);
-        service.service.certs().remove_callback(id);
+        arg_ref(service, "service")?.remove_callbacks(Some(id));
         Ok(())
     })
 }

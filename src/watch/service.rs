@@ -184,13 +184,15 @@ impl ServiceCerts {
     }
 
     fn changed_now(&self, event: ServiceEvent) {
+        // Snapshot the callbacks before waking `wait_ready`: a callback added after `wait_ready` returned must not
+        // be told about the change that made the service ready.
+        let callbacks: Vec<EventCallback> =
+            self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, c)| c.clone()).collect();
         {
             let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
             *generation += 1;
         }
         self.changed.notify_all();
-        let callbacks: Vec<EventCallback> =
-            self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, c)| c.clone()).collect();
         for callback in callbacks {
             callback(event);
         }
