@@ -92,12 +92,15 @@ class Managed:
                 return
             self._closing = True
             ptr = self._ptr
-        if ptr is not None:
+            if ptr is None:
+                return
+            # _before_free uses the handle too: count it as a user, or a call it wakes (a blocked accept) could
+            # return and free the handle while _before_free still uses it.
+            self._users += 1
+        try:
             self._before_free(ptr)
-        with lock:
-            ptr = self._take_ptr() if self._users == 0 and self._ptr is not None else None
-        if ptr is not None:
-            self._free(ptr)
+        finally:
+            self._release()  # frees now, or when the last in-flight call returns
 
     def _take_ptr(self) -> Optional[int]:
         ptr, self._ptr = self._ptr, None
