@@ -79,7 +79,7 @@ def _last_error_text() -> str:
     size = 256
     while True:
         buf = ctypes.create_string_buffer(size)
-        rc = _raw_last_error(buf, size, ctypes.byref(n))
+        rc = lib.consulnative_last_error(buf, size, ctypes.byref(n))  # no errcheck on this one
         if rc == Result.OK:
             return buf.raw[: n.value].decode("utf-8", "replace")
         if rc != Result.BUFFER_TOO_SMALL:
@@ -177,9 +177,6 @@ for _name, (_restype, _argtypes, _kind) in _SIGNATURES.items():
         _fn.errcheck = errcheck
     elif _kind == "text":
         _fn.errcheck = errcheck_text
-
-# The unchecked last_error, used by the errcheck itself.
-_raw_last_error = lib.consulnative_last_error
 
 DECLARED = frozenset(_SIGNATURES)
 

@@ -7,6 +7,7 @@ import enum
 import io
 import json
 import socket
+import threading
 import time
 import weakref
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _ffi
-from ._errors import ConsulNativeError, Result, make_error
+from ._errors import ConsulNativeError, ConsulTimeoutError, NotReady, Result, make_error
 from ._managed import (
     DROP_TRAMPOLINE, EVENT_TRAMPOLINE, NULL_DROP, NULL_PEER_CHECK, NULL_REFUSAL, PEER_CHECK_TRAMPOLINE,
     REFUSAL_TRAMPOLINE, Managed, forget_handler, register_handler,
@@ -63,6 +64,30 @@ def _alpn(alpn: Union[None, str, Iterable[str]]) -> Optional[bytes]:
     if isinstance(alpn, str):
         return cstr(alpn)
     return cstr(",".join(alpn))
+
+
+# Signal handlers (Ctrl-C) run only in the main thread, between bytecodes: a wait there is cut into slices so a
+# KeyboardInterrupt is raised within this many seconds. Other threads wait in one call.
+WAIT_SLICE = 0.25
+
+
+def _interruptible(call: Callable[[int], Any], timeout: Optional[float], sliced_error: type) -> Any:
+    """Runs ``call(timeout_ms)``; on the main thread as a series of short waits (``sliced_error`` meaning "nothing
+    happened yet", which the library guarantees for accept, read and wait_ready), so signals are handled."""
+    _ffi.timeout_ms(timeout)  # validates
+    if threading.current_thread() is not threading.main_thread() or (timeout is not None and timeout <= WAIT_SLICE):
+        return call(_ffi.timeout_ms(timeout))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = WAIT_SLICE
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= WAIT_SLICE:
+                return call(_ffi.timeout_ms(max(remaining, 0.0)))
+        try:
+            return call(_ffi.timeout_ms(step))
+        except sliced_error:
+            continue  # pending signal handlers run here
 
 
 # -- client --------------------------------------------------------------------------------------------------------
@@ -165,7 +190,7 @@ class Service(Managed):
         """Waits until the service has a leaf and CA roots that verify; raises :class:`NotReady` (with the reason
         and the last agent error) after ``timeout`` seconds (None: wait forever)."""
         with self._use() as ptr:
-            _lib.consulnative_service_wait_ready(ptr, _ffi.timeout_ms(timeout))
+            _interruptible(lambda ms: _lib.consulnative_service_wait_ready(ptr, ms), timeout, NotReady)
 
     def status(self) -> Dict[str, Any]:
         """The status JSON: ``service``, ``ready``, ``not_ready_reason``, ``spiffe_id``, ``leaf_serial``,
@@ -360,7 +385,8 @@ class Listener(Managed):
         Refused connections never come out of here: see :meth:`on_refused`. The GIL is released while waiting."""
         out = c_void_p()
         with self._use() as ptr:
-            _lib.consulnative_listener_accept(ptr, _ffi.timeout_ms(timeout), byref(out))
+            _interruptible(lambda ms: _lib.consulnative_listener_accept(ptr, ms, byref(out)), timeout,
+                           ConsulTimeoutError)
         return Conn(out.value)  # type: ignore[arg-type]
 
     def __iter__(self) -> "Listener":
@@ -532,7 +558,8 @@ class Conn(Managed):
         arr = (ctypes.c_ubyte * nbytes).from_buffer(view)
         n = c_size_t(0)
         with self._use() as ptr:
-            _lib.consulnative_conn_read(ptr, arr, nbytes, _ffi.timeout_ms(self._timeout), byref(n))
+            _interruptible(lambda ms: _lib.consulnative_conn_read(ptr, arr, nbytes, ms, byref(n)), self._timeout,
+                           ConsulTimeoutError)
         return n.value
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -542,7 +569,8 @@ class Conn(Managed):
         buf = ctypes.create_string_buffer(max(bufsize, 1))
         n = c_size_t(0)
         with self._use() as ptr:
-            _lib.consulnative_conn_read(ptr, buf, bufsize, _ffi.timeout_ms(self._timeout), byref(n))
+            _interruptible(lambda ms: _lib.consulnative_conn_read(ptr, buf, bufsize, ms, byref(n)), self._timeout,
+                           ConsulTimeoutError)
         return buf.raw[: n.value]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
