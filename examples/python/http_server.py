@@ -6,7 +6,7 @@ handler runs; the handler sees the plaintext through a real socket (the descript
 
     CONSUL_HTTP_ADDR=127.0.0.1:8500 python3 examples/python/http_server.py --name api --listen 127.0.0.1:0
 
-It registers itself with the agent (so clients can find it by name) and deregisters on Ctrl-C.
+It registers itself with the agent (so clients can find it by name) and deregisters on Ctrl-C or SIGTERM.
 Run from a checkout: PYTHONPATH=bindings/python (the library is found in target/debug).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import signal
 import socketserver
 import sys
 
@@ -66,6 +67,9 @@ def main() -> int:
     parser.add_argument("--listen", default="127.0.0.1:0", help="host:port to listen on (port 0: any)")
     parser.add_argument("--no-register", action="store_true", help="do not register with the agent")
     args = parser.parse_args()
+    # Stop cleanly (deregister) on Ctrl-C and on SIGTERM, also when started in the background with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     with consulnative.Client() as client, client.service(args.name) as svc:  # agent from CONSUL_HTTP_ADDR etc.
         svc.wait_ready(timeout=30)

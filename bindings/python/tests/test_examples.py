@@ -44,7 +44,7 @@ def test_http_server_example_serves_the_http_client_example_through_discovery(ag
                                 env=env, capture_output=True, text=True, timeout=30)
         assert denied.returncode != 0
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         try:
             _, err = server.communicate(timeout=10)
         except subprocess.TimeoutExpired:

@@ -167,6 +167,8 @@ def test_ctrl_c_interrupts_a_blocking_accept_on_the_main_thread():
 
     script = textwrap.dedent(
         """
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (nohup, &)
         import consulnative
         with consulnative.DevAgent() as agent, agent.client() as client, client.service("db") as db:
             db.wait_ready(10)
