@@ -12,7 +12,7 @@ import time
 import weakref
 from ctypes import byref, c_int32, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, Union
 
 from . import _ffi
 from ._errors import ConsulNativeError, ConsulTimeoutError, NotReady, Result, make_error
@@ -71,7 +71,8 @@ def _alpn(alpn: Union[None, str, Iterable[str]]) -> Optional[bytes]:
 WAIT_SLICE = 0.25
 
 
-def _interruptible(call: Callable[[int], Any], timeout: Optional[float], sliced_error: type) -> Any:
+def _interruptible(call: Callable[[int], Any], timeout: Optional[float],
+                   sliced_error: Type[BaseException]) -> Any:
     """Runs ``call(timeout_ms)``; on the main thread as a series of short waits (``sliced_error`` meaning "nothing
     happened yet", which the library guarantees for accept, read and wait_ready), so signals are handled."""
     _ffi.timeout_ms(timeout)  # validates
@@ -521,7 +522,8 @@ class Conn(Managed):
     @property
     def alpn(self) -> Optional[str]:
         """The negotiated ALPN protocol, if any."""
-        return self._info.get("alpn")  # type: ignore[no-any-return]
+        alpn: Optional[str] = self._info.get("alpn")
+        return alpn
 
     def getpeername(self) -> Tuple[str, int]:
         """The peer's TCP address."""
