@@ -32,7 +32,7 @@ if ! cargo test --locked >target/cargo-test.log 2>&1; then
   tail -n 60 target/cargo-test.log >&2
   exit 1
 fi
-grep -E '^\s+Running|^test result' target/cargo-test.log | sed -E 's/^\s+//'
+grep -E '^ +Running|^test result' target/cargo-test.log | sed -E 's/^ +//'
 
 for suite in c python ruby; do
   if [ -f "scripts/test-$suite.sh" ]; then
