@@ -237,6 +237,10 @@ impl AgentClient {
         let ureq_config = Config::builder()
             .http_status_as_error(false)
             .no_delay(true)
+            // Agent answers are small: ureq's 128 KiB default buffers, zero-filled per connection, cost every
+            // service's leaf watch 256 KiB (300 MiB for 1,000 services).
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(16 * 1024)
             .proxy(None)
             .max_redirects(0)
             .user_agent(concat!("libconsulnative/", env!("CARGO_PKG_VERSION")))

@@ -149,6 +149,18 @@ impl Resolver for AgentResolver {
             addrs.push(SocketAddr::from(([127, 0, 0, 1], 0)));
             return Ok(addrs);
         }
+        // An IP literal (the usual agent address) needs no lookup. ureq's default resolver would start a thread
+        // for every request that has a timeout (ureq 3.5, resolver.rs `resolve_async`), and every agent call has
+        // one: measured as one clone3 per authorize call and a 4 ms p99.
+        if let Some(authority) = uri.authority() {
+            let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+            let port = authority.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                let mut addrs = self.empty();
+                addrs.push(SocketAddr::new(ip, port));
+                return Ok(addrs);
+            }
+        }
         self.inner.resolve(uri, config, timeout)
     }
 }

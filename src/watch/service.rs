@@ -50,6 +50,10 @@ pub struct ServiceCerts {
     leaf: RwLock<Option<Arc<Leaf>>>,
     roots: Arc<RootsWatch>,
     last_leaf_error: Mutex<Option<Error>>,
+    /// The (leaf, roots) pair that last passed `verify_leaf`, and when: readiness re-verifies when either changes
+    /// or a minute has passed (an intermediate may expire before the leaf), so a dial does not pay two signature
+    /// checks of our own chain.
+    verified: Mutex<Option<(Arc<Leaf>, Arc<Roots>, Instant)>>,
     /// Bumped on every change; `wait_ready` sleeps on it.
     generation: Mutex<u64>,
     changed: Condvar,
@@ -66,6 +70,7 @@ impl ServiceCerts {
             leaf: RwLock::new(None),
             roots,
             last_leaf_error: Mutex::new(None),
+            verified: Mutex::new(None),
             generation: Mutex::new(0),
             changed: Condvar::new(),
             callbacks: Mutex::new(Vec::new()),
@@ -91,10 +96,24 @@ impl ServiceCerts {
     /// expired. Otherwise a `NotReady` error that says why, with the last agent error if there is one.
     pub fn readiness(&self) -> Result<(Arc<Leaf>, Arc<Roots>)> {
         let why = match (self.leaf(), self.roots()) {
-            (Some(leaf), Some(roots)) => match verify_leaf(&leaf, &roots, SystemTime::now()) {
-                Ok(()) => return Ok((leaf, roots)),
-                Err(e) => e.message,
-            },
+            (Some(leaf), Some(roots)) => {
+                let now = SystemTime::now();
+                let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                let cached = verified.as_ref().is_some_and(|(l, r, at)| {
+                    Arc::ptr_eq(l, &leaf) && Arc::ptr_eq(r, &roots) && at.elapsed() < Duration::from_secs(60)
+                });
+                drop(verified);
+                if cached && leaf.valid_after <= now && now < leaf.valid_before {
+                    return Ok((leaf, roots));
+                }
+                match verify_leaf(&leaf, &roots, now) {
+                    Ok(()) => {
+                        *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some((leaf.clone(), roots.clone(), Instant::now()));
+                        return Ok((leaf, roots));
+                    }
+                    Err(e) => e.message,
+                }
+            }
             (None, None) => "no leaf certificate and no CA roots yet".to_string(),
             (None, Some(_)) => "no leaf certificate yet".to_string(),
             (Some(_), None) => "no CA roots yet".to_string(),
