@@ -36,17 +36,22 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE_LIB = ROOT / "target" / "release" / "libconsulnative.so"
 os.environ.setdefault("CONSULNATIVE_LIB", str(RELEASE_LIB))
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
+if __name__ == "__main__" and not Path(os.environ["CONSULNATIVE_LIB"]).is_file():
+    print(f"python_bench: {os.environ['CONSULNATIVE_LIB']} is missing; run `cargo build --release`", file=sys.stderr)
+    sys.exit(2)
 
 import consulnative  # noqa: E402
 
 MESSAGE = bytes(range(64))
-MAX_OPS = 2_000_000  # a count bound on every timed loop, besides its time bound
+MAX_OPS = 2_000_000
+# BENCH_CASE=library|detached|baseline runs only that case (for strace/perf of one side; no table then)
+CASE_FILTER = os.environ.get("BENCH_CASE")  # a count bound on every timed loop, besides its time bound
 
 
 def ctx_switches() -> int:
@@ -63,6 +68,9 @@ def ctx_switches() -> int:
     return total
 
 
+OPS_DONE = [0]
+
+
 def timed(loop_once: Callable[[], None], seconds: float) -> Tuple[float, float]:
     """Calls ``loop_once`` until ``seconds`` passed (or MAX_OPS); returns (ops per second, switches per op)."""
     n = 0
@@ -75,6 +83,7 @@ def timed(loop_once: Callable[[], None], seconds: float) -> Tuple[float, float]:
         if (n & 7) == 0 and time.perf_counter() >= deadline:
             break
     elapsed = time.perf_counter() - start
+    OPS_DONE[0] += n
     return n / elapsed, (ctx_switches() - cs0) / n
 
 
@@ -301,6 +310,8 @@ def summary(values: List[float]) -> Dict[str, Any]:
 
 def measure(cases: Dict[str, Any], runs: int, seconds: float, warmup: float) -> Dict[str, Dict[str, Any]]:
     """Interleaves the cases run by run (A, B, C, A, B, C, ...) after a short warm-up of each."""
+    if CASE_FILTER:
+        cases = {k: v for k, v in cases.items() if k == CASE_FILTER}
     for case in cases.values():
         timed(case.once, warmup)
     rates: Dict[str, List[float]] = {k: [] for k in cases}
@@ -336,14 +347,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "metrics": [],
     }
     try:
-        lib_hs, ssl_hs = LibHandshake(s), SslHandshake(s)
-        try:
-            hs = measure({"library": lib_hs, "baseline": ssl_hs}, args.runs, args.seconds, args.warmup)
-        finally:
-            lib_hs.close()
-            ssl_hs.close()
-        results["metrics"].append(metric("handshakes/s", hs, BASELINE_HANDSHAKE))
-
+        if args.only in (None, "handshakes"):
+            lib_hs, ssl_hs = LibHandshake(s), SslHandshake(s)
+            try:
+                hs = measure({"library": lib_hs, "baseline": ssl_hs}, args.runs, args.seconds, args.warmup)
+            finally:
+                lib_hs.close()
+                ssl_hs.close()
+            results["metrics"].append(metric("handshakes/s", hs, BASELINE_HANDSHAKE))
+        if args.only not in (None, "echo"):
+            return results
         lib_echo, det_echo, ssl_echo = LibEcho(s, False), LibEcho(s, True), SslEcho(s)
         try:
             ec = measure({"library": lib_echo, "detached": det_echo, "baseline": ssl_echo}, args.runs, args.seconds,
@@ -358,16 +371,20 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def metric(name: str, m: Dict[str, Dict[str, Any]], baseline: str) -> Dict[str, Any]:
+    if CASE_FILTER:
+        return {"metric": name, **m}
     base = m["baseline"]["median"]
     out: Dict[str, Any] = {"metric": name, "baseline_does": baseline}
     for k, v in m.items():
         out[k] = v
-    out["ratio"] = m["library"]["median"] / base
-    if "detached" in m:
-        out["ratio_detached"] = m["detached"]["median"] / base
-    # per-pair ratios (run i of the library against run i of the baseline): how stable the ratio itself is
+    # The ratio is the median of per-run ratios (run i of the library against run i of the baseline, measured
+    # seconds apart), which cancels slow drifts of machine load better than a ratio of medians (also given).
     pairs = [a / b for a, b in zip(m["library"]["runs"], m["baseline"]["runs"])]
+    out["ratio"] = statistics.median(pairs)
     out["ratio_pairs_min"], out["ratio_pairs_max"] = min(pairs), max(pairs)
+    out["ratio_of_medians"] = m["library"]["median"] / base
+    if "detached" in m:
+        out["ratio_detached"] = statistics.median(a / b for a, b in zip(m["detached"]["runs"], m["baseline"]["runs"]))
     return out
 
 
@@ -378,9 +395,9 @@ def fmt(x: Dict[str, Any]) -> str:
 def table(results: Dict[str, Any], lang_name: str, lib_label: str, det_label: str) -> str:
     lines = [
         f"{lang_name}: median of {results['runs']} interleaved runs of {results['seconds_per_run']} s each "
-        f"(min..max, ±half the spread); server: {results['server']}",
+        f"(min..max, ±half the spread), runs interleaved lib, [detached,] baseline; server: {results['server']}",
         "",
-        f"| metric | {lib_label} | {det_label} | baseline | ratio (lib/base) | ctx switches/op lib, det, base "
+        f"| metric | {lib_label} | {det_label} | baseline | ratio lib/base: median of per-run ratios (min..max) | ctx switches/op lib, det, base "
         f"| baseline does |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -403,19 +420,19 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="a few seconds: checks that figures are produced")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
-    p.add_argument("--runs", type=int, help="runs per case (default 7, smoke 2)")
-    p.add_argument("--seconds", type=float, help="seconds per run (default 1.5, smoke 0.25)")
+    p.add_argument("--runs", type=int, help="runs per case (default 15, smoke 2)")
+    p.add_argument("--seconds", type=float, help="seconds per run (default 0.7, smoke 0.25)")
+    p.add_argument("--only", choices=("handshakes", "echo"), help="run one metric (for profiling)")
     p.add_argument("--explain", action="store_true", help="print the analysis of the gaps after the table")
     args = p.parse_args()
-    args.runs = args.runs or (2 if args.smoke else 7)
-    args.seconds = args.seconds or (0.25 if args.smoke else 1.5)
+    args.runs = args.runs or (2 if args.smoke else 15)
+    args.seconds = args.seconds or (0.25 if args.smoke else 0.7)
     args.warmup = 0.1 if args.smoke else 0.5
-    if not Path(os.environ["CONSULNATIVE_LIB"]).is_file():
-        print(f"python_bench: {os.environ['CONSULNATIVE_LIB']} is missing; run `cargo build --release`",
-              file=sys.stderr)
-        return 2
     results = run(args)
     results["smoke"] = bool(args.smoke)
+    if CASE_FILTER:
+        print(json.dumps({"ops_including_warmup": OPS_DONE[0], "metrics": results["metrics"]}, default=str))
+        return 0
     print(table(results, "Python " + results["python"], "consulnative recv/sendall", "detach()ed socket"))
     for m in results["metrics"]:
         for k in ("library", "baseline"):

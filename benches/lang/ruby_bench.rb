@@ -297,9 +297,12 @@ module LangBench
   def metric(name, m, baseline_does)
     base = m["baseline"]["median"]
     out = { "metric" => name, "baseline_does" => baseline_does }.merge(m)
-    out["ratio"] = m["library"]["median"] / base
-    out["ratio_detached"] = m["detached"]["median"] / base if m["detached"]
+    # The ratio is the median of per-run ratios (run i of the library against run i of the baseline, seconds
+    # apart), which cancels slow drifts of machine load better than a ratio of medians (also given).
     pairs = m["library"]["runs"].zip(m["baseline"]["runs"]).map { |a, b| a / b }
+    out["ratio"] = median(pairs)
+    out["ratio_of_medians"] = m["library"]["median"] / base
+    out["ratio_detached"] = median(m["detached"]["runs"].zip(m["baseline"]["runs"]).map { |a, b| a / b }) if m["detached"]
     out["ratio_pairs_min"] = pairs.min
     out["ratio_pairs_max"] = pairs.max
     out
@@ -320,15 +323,19 @@ module LangBench
       "metrics" => []
     }
     begin
-      lib_hs = LibHandshake.new(setup)
-      ssl_hs = SslHandshake.new(setup)
-      begin
-        hs = measure({ "library" => lib_hs, "baseline" => ssl_hs }, opts[:runs], opts[:seconds], opts[:warmup])
-      ensure
-        lib_hs.close
-        ssl_hs.close
+      if [nil, "handshakes"].include?(opts[:only])
+        lib_hs = LibHandshake.new(setup)
+        ssl_hs = SslHandshake.new(setup)
+        begin
+          hs = measure({ "library" => lib_hs, "baseline" => ssl_hs }, opts[:runs], opts[:seconds], opts[:warmup])
+        ensure
+          lib_hs.close
+          ssl_hs.close
+        end
+        results["metrics"] << metric("handshakes/s", hs, BASELINE_HANDSHAKE)
       end
-      results["metrics"] << metric("handshakes/s", hs, BASELINE_HANDSHAKE)
+      return results unless [nil, "echo"].include?(opts[:only])
+
 
       cases = { "library" => LibEcho.new(setup, to_io: false), "detached" => LibEcho.new(setup, to_io: true),
                 "baseline" => SslEcho.new(setup) }
@@ -355,9 +362,9 @@ module LangBench
   def table(results)
     lines = [
       "Ruby #{results["ruby"]}: median of #{results["runs"]} interleaved runs of #{results["seconds_per_run"]} s each " \
-      "(min..max, ±half the spread); server: #{results["server"]}",
+      "(min..max, ±half the spread), runs interleaved lib, [to_io,] baseline; server: #{results["server"]}",
       "",
-      "| metric | consulnative Conn#write/read | to_io socket | baseline | ratio (lib/base) | ctx switches/op lib, " \
+      "| metric | consulnative Conn#write/read | to_io socket | baseline | ratio lib/base: median of per-run ratios (min..max) | ctx switches/op lib, " \
       "to_io, base | baseline does |",
       "|---|---|---|---|---|---|---|"
     ]
@@ -373,17 +380,18 @@ module LangBench
   end
 end
 
-opts = { smoke: false, json: nil, runs: nil, seconds: nil, explain: false }
+opts = { smoke: false, json: nil, runs: nil, seconds: nil, explain: false, only: nil }
 OptionParser.new do |o|
   o.banner = "usage: ruby benches/lang/ruby_bench.rb [--smoke] [--json OUT] [--runs N] [--seconds S] [--explain]"
   o.on("--smoke", "a few seconds: checks that figures are produced") { opts[:smoke] = true }
   o.on("--json OUT", "also write the figures as JSON") { |v| opts[:json] = v }
-  o.on("--runs N", Integer, "runs per case (default 7, smoke 2)") { |v| opts[:runs] = v }
-  o.on("--seconds S", Float, "seconds per run (default 1.5, smoke 0.25)") { |v| opts[:seconds] = v }
+  o.on("--runs N", Integer, "runs per case (default 15, smoke 2)") { |v| opts[:runs] = v }
+  o.on("--seconds S", Float, "seconds per run (default 0.7, smoke 0.25)") { |v| opts[:seconds] = v }
+  o.on("--only METRIC", %w[handshakes echo], "run one metric: handshakes or echo (for profiling)") { |v| opts[:only] = v }
   o.on("--explain", "print the analysis of the gaps after the table") { opts[:explain] = true }
 end.parse!
-opts[:runs] ||= opts[:smoke] ? 2 : 7
-opts[:seconds] ||= opts[:smoke] ? 0.25 : 1.5
+opts[:runs] ||= opts[:smoke] ? 2 : 15
+opts[:seconds] ||= opts[:smoke] ? 0.25 : 0.7
 opts[:warmup] = opts[:smoke] ? 0.1 : 0.5
 
 unless File.file?(ENV["CONSULNATIVE_LIB"])
