@@ -66,9 +66,9 @@ fn null_out_params_are_rejected_and_nothing_is_created() {
     assert_fails(consulnative_listener_accept(listener.0, 0, null_mut()), ERR_NULL, "`out`");
 
     // Out-params are written only on success.
-    let mut out = 0x1 as *mut consulnative_service;
+    let mut out = std::ptr::dangling_mut::<consulnative_service>();
     assert_fails(consulnative_service_new(client.0, null(), &mut out), ERR_NULL, "`name`");
-    assert_eq!(out, 0x1 as *mut consulnative_service);
+    assert_eq!(out, std::ptr::dangling_mut::<consulnative_service>());
 }
 
 #[test]

@@ -292,3 +292,58 @@ fn alpn_is_configurable_per_listener_and_per_dial() {
     assert_eq!(dial(Some("h2,http/1.1")).unwrap().info()["alpn"], "h2");
     assert_eq!(dial(None).unwrap().info()["alpn"], serde_json::Value::Null, "no ALPN offered, none negotiated");
 }
+
+#[test]
+fn both_ends_handed_off_talk_like_plain_sockets() {
+    use std::io::{Read, Write};
+    let (_agent, client) = setup();
+    let db = client.service("db").ready(10_000);
+    let web = client.service("web").ready(10_000);
+    let listener = Arc::new(db.listen("127.0.0.1:0"));
+    let l2 = listener.clone();
+    let server = std::thread::spawn(move || {
+        let conn = l2.accept(5000).unwrap();
+        let mut fd = -1;
+        check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+        let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = [0u8; 5];
+        sock.read_exact(&mut request).unwrap();
+        sock.write_all(b"response").unwrap();
+        drop(sock); // close: the client must read EOF after the response
+        request
+    });
+    let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
+    let mut fd = -1;
+    check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.write_all(b"hello").unwrap();
+    let mut answer = Vec::new();
+    sock.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"response");
+    assert_eq!(&server.join().unwrap(), b"hello");
+}
+
+#[test]
+fn a_refused_client_that_handed_off_its_socket_reads_end_of_stream() {
+    use std::io::{Read, Write};
+    let (agent, client) = setup();
+    agent.intention("web", "db", false);
+    let db = client.service("db").ready(10_000);
+    let web = client.service("web").ready(10_000);
+    let listener = db.listen("127.0.0.1:0");
+    let conn = web.dial_address(&listener.address(), "db", 5000).expect("TLS 1.3: the refusal comes after the handshake");
+    let mut fd = -1;
+    check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = sock.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let mut got = Vec::new();
+    let outcome = sock.read_to_end(&mut got);
+    assert!(got.is_empty(), "a refused client never gets application bytes");
+    assert!(
+        !matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "the handed-off socket must end, not hang: {outcome:?}"
+    );
+}

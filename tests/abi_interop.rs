@@ -88,7 +88,7 @@ struct Setup {
     client: Client,
     _db: Service,
     listener: Arc<Listener>,
-    refusals: Arc<std::sync::Mutex<Vec<(u32, Option<String>, String)>>>,
+    refusals: Arc<RefusalLog>,
     dir: TempDir,
     roots: String,
 }

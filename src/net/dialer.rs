@@ -32,7 +32,7 @@ pub(crate) fn connect(address: &str, config: Arc<rustls::ClientConfig>, deadline
         .await?;
         let certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
         let peer = peer_identity(certs).map_err(|e| e.context(format!("dial {address}")))?;
-        Ok(Conn::new(tokio_rustls::TlsStream::Client(tls), peer))
+        Conn::new(tokio_rustls::TlsStream::Client(tls), peer)
     })
 }
 

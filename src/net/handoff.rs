@@ -1,33 +1,51 @@
 //! The descriptor handoff: the caller gets one end of a `socketpair`, an ordinary stream socket carrying the
-//! plaintext, and the runtime pumps bytes between the other end and the TLS stream. Half-close and EOF propagate
-//! both ways, so epoll loops, asyncio and Ruby's IO can use a Connect connection like any socket.
+//! plaintext, and a runtime task pumps bytes between the other end and the TLS connection. Half-close and EOF
+//! propagate both ways, so epoll loops, asyncio and Ruby's IO can use a Connect connection like any socket.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::Mutex;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 use crate::error::{Error, Result};
 use crate::log::debug;
 use crate::net::conn::Conn;
 use crate::runtime::handle;
 
-/// Size of each direction's copy buffer: 64 KiB halves the context switches of bulk transfers against 16 KiB.
+/// Size of each read from the application's end: 64 KiB halves the context switches of bulk transfers against
+/// 16 KiB.
 const PUMP_BUFFER: usize = 64 * 1024;
 
-/// Hands the connection's stream to the runtime and returns the caller's descriptor (the caller owns and closes it).
+/// Hands the connection's TLS state to the runtime and returns the caller's descriptor (the caller owns it).
 pub fn handoff(conn: &Conn) -> Result<RawFd> {
-    let stream = conn.take_stream()?;
+    let (sock, tls) = conn.take()?;
     let (ours, theirs) = StdUnixStream::pair().map_err(|e| Error::io("socketpair", &e))?;
     ours.set_nonblocking(true).map_err(|e| Error::io("socketpair", &e))?;
     let peer = conn.peer().uri.clone();
-    let _guard = handle().enter();
-    let mut ours = tokio::net::UnixStream::from_std(ours).map_err(|e| Error::io("socketpair", &e))?;
+    let _runtime = handle().enter();
+    let app = UnixStream::from_std(ours).map_err(|e| Error::io("socketpair", &e))?;
+    let half_close = sock.try_clone().map_err(|e| Error::io("handoff", &e))?;
+    let net = tokio::net::TcpStream::from_std(sock).map_err(|e| Error::io("handoff", &e))?;
     handle().spawn(async move {
-        let mut tls = stream;
-        let result = tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut ours, PUMP_BUFFER, PUMP_BUFFER).await;
-        match result {
-            Ok((to_app, from_app)) => debug!("handoff with {peer} ended: {to_app} bytes in, {from_app} bytes out"),
-            Err(e) => debug!("handoff with {peer} ended: {e}"),
+        let pump = Pump { net, half_close, tls: Mutex::new(tls) };
+        let (mut app_read, mut app_write) = app.into_split();
+        let to_app = pump.to_app(&mut app_write);
+        let to_peer = pump.to_peer(&mut app_read);
+        tokio::pin!(to_app, to_peer);
+        let (mut inbound, mut outbound) = (None, None);
+        // A clean end of one direction waits for the other; an error in either (the peer reset the connection,
+        // a bad record) ends both, so the application reads EOF instead of waiting forever.
+        while inbound.is_none() || outbound.is_none() {
+            tokio::select! {
+                r = &mut to_app, if inbound.is_none() => { let failed = r.is_err(); inbound = Some(r); if failed { break } }
+                r = &mut to_peer, if outbound.is_none() => { let failed = r.is_err(); outbound = Some(r); if failed { break } }
+            }
         }
+        debug!("handoff with {peer} ended: inbound {inbound:?}, outbound {outbound:?}");
     });
     let fd: OwnedFd = theirs.into();
     Ok(fd.into_raw_fd())
@@ -39,4 +57,117 @@ pub fn handoff(conn: &Conn) -> Result<RawFd> {
 /// `fd` must be an open descriptor the caller owns.
 pub unsafe fn into_std(fd: RawFd) -> StdUnixStream {
     StdUnixStream::from_raw_fd(fd)
+}
+
+/// The two directions share the TLS state; each locks it only while processing bytes, never across an await.
+struct Pump {
+    net: tokio::net::TcpStream,
+    /// The same socket, for the TCP half-close after our close_notify.
+    half_close: TcpStream,
+    tls: Mutex<rustls::Connection>,
+}
+
+/// Non-blocking reads and writes on the runtime's socket, for rustls's `read_tls`/`write_tls`.
+struct Nonblocking<'a>(&'a tokio::net::TcpStream);
+
+impl Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Pump {
+    fn lock(&self) -> std::sync::MutexGuard<'_, rustls::Connection> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Peer → application, until the peer's end of stream (then the application reads EOF). Returns bytes moved.
+    async fn to_app(&self, app: &mut tokio::net::unix::OwnedWriteHalf) -> std::io::Result<u64> {
+        let mut moved = 0u64;
+        let mut plain = vec![0u8; PUMP_BUFFER];
+        loop {
+            // Decrypt what is buffered first; read the socket only when rustls has nothing for us.
+            let (n, eof) = {
+                let mut tls = self.lock();
+                match tls.reader().read(&mut plain) {
+                    Ok(0) => (0, true),
+                    Ok(n) => (n, false),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => (0, false),
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => (0, true),
+                    Err(e) => return Err(e),
+                }
+            };
+            if n > 0 {
+                app.write_all(&plain[..n]).await?;
+                moved += n as u64;
+                continue;
+            }
+            if eof {
+                app.shutdown().await?;
+                return Ok(moved);
+            }
+            self.net.readable().await?;
+            let got = {
+                let mut tls = self.lock();
+                tls.read_tls(&mut Nonblocking(&self.net)).and_then(|n| {
+                    tls.process_new_packets().map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+                    Ok(n)
+                })
+            };
+            match got {
+                Ok(0) => {
+                    app.shutdown().await?; // TCP end of stream without close_notify
+                    return Ok(moved);
+                }
+                Ok(_) => self.flush().await?, // post-handshake messages may need an answer
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Application → peer, until the application's end of stream (then close_notify and a TCP half-close).
+    async fn to_peer(&self, app: &mut tokio::net::unix::OwnedReadHalf) -> std::io::Result<u64> {
+        let mut moved = 0u64;
+        let mut plain = vec![0u8; PUMP_BUFFER];
+        loop {
+            let n = app.read(&mut plain).await?;
+            if n == 0 {
+                self.lock().send_close_notify();
+                self.flush().await?;
+                self.half_close.shutdown(std::net::Shutdown::Write)?;
+                return Ok(moved);
+            }
+            let mut taken = 0;
+            while taken < n {
+                taken += self.lock().writer().write(&plain[taken..n])?;
+                self.flush().await?;
+            }
+            moved += n as u64;
+        }
+    }
+
+    /// Sends everything rustls holds for the peer, waiting for the socket as needed.
+    async fn flush(&self) -> std::io::Result<()> {
+        loop {
+            if !self.lock().wants_write() {
+                return Ok(());
+            }
+            self.net.writable().await?;
+            match self.lock().write_tls(&mut Nonblocking(&self.net)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }

@@ -242,5 +242,5 @@ async fn admit(
             return Err((uri, Error::new(Code::RejectedByApplication, format!("{} rejected by the application: {why}", peer.uri))));
         }
     }
-    Ok(Conn::new(tokio_rustls::TlsStream::Server(tls), peer))
+    Conn::new(tokio_rustls::TlsStream::Server(tls), peer).map_err(|e| (uri, e))
 }

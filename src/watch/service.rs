@@ -44,6 +44,9 @@ pub struct ServiceStatus {
     pub last_error: Option<String>,
 }
 
+/// A (leaf, roots) pair that passed `verify_leaf`, and when.
+type Verified = (Arc<Leaf>, Arc<Roots>, Instant);
+
 /// The current certificates of one service, kept fresh by a leaf watch and the client's roots watch.
 pub struct ServiceCerts {
     name: String,
@@ -53,7 +56,7 @@ pub struct ServiceCerts {
     /// The (leaf, roots) pair that last passed `verify_leaf`, and when: readiness re-verifies when either changes
     /// or a minute has passed (an intermediate may expire before the leaf), so a dial does not pay two signature
     /// checks of our own chain.
-    verified: Mutex<Option<(Arc<Leaf>, Arc<Roots>, Instant)>>,
+    verified: Mutex<Option<Verified>>,
     /// Bumped on every change; `wait_ready` sleeps on it.
     generation: Mutex<u64>,
     changed: Condvar,
