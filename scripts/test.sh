@@ -40,4 +40,10 @@ for suite in c python ruby; do
     bash "scripts/test-$suite.sh"
   fi
 done
+step "benchmark smoke for the bindings (figures are produced; no thresholds)"
+for lang in python ruby; do
+  BENCH_SMOKE=1 CONSULNATIVE_LIB="$PWD/target/debug/libconsulnative.so" bash "benches/bench-$lang.sh" \
+    | grep -E '^\| (handshakes|echo)' | cut -c1-110
+done
+
 step "all tests passed"

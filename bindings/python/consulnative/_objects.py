@@ -69,6 +69,10 @@ def _alpn(alpn: Union[None, str, Iterable[str]]) -> Optional[bytes]:
 # Signal handlers (Ctrl-C) run only in the main thread, between bytecodes: a wait there is cut into slices so a
 # KeyboardInterrupt is raised within this many seconds. Other threads wait in one call.
 WAIT_SLICE = 0.25
+_SLICE_MS = int(WAIT_SLICE * 1000)
+_MAIN_IDENT = threading.main_thread().ident
+_conn_read = _lib.consulnative_conn_read
+_conn_write = _lib.consulnative_conn_write
 
 
 def _interruptible(call: Callable[[int], Any], timeout: Optional[float],
@@ -570,6 +574,22 @@ class Conn(Managed):
             raise ValueError("flags are not supported")
         buf = ctypes.create_string_buffer(max(bufsize, 1))
         n = c_size_t(0)
+        if self._timeout is None:
+            # Fast path (the common blocking recv): no closure, no per-call thread lookups; same slicing rule.
+            ptr = self._acquire()
+            try:
+                if threading.get_ident() != _MAIN_IDENT:
+                    _conn_read(ptr, buf, bufsize, -1, byref(n))
+                else:
+                    while True:
+                        try:
+                            _conn_read(ptr, buf, bufsize, _SLICE_MS, byref(n))
+                            break
+                        except ConsulTimeoutError:
+                            continue  # pending signal handlers run here
+            finally:
+                self._release()
+            return buf[: n.value]
         with self._use() as ptr:
             _interruptible(lambda ms: _lib.consulnative_conn_read(ptr, buf, bufsize, ms, byref(n)), self._timeout,
                            ConsulTimeoutError)
@@ -585,8 +605,11 @@ class Conn(Managed):
             raise ValueError("flags are not supported")
         raw = data if isinstance(data, bytes) else bytes(memoryview(data).cast("B"))
         n = c_size_t(0)
-        with self._use() as ptr:
-            _lib.consulnative_conn_write(ptr, raw, len(raw), _ffi.timeout_ms(self._timeout), byref(n))
+        ptr = self._acquire()
+        try:
+            _conn_write(ptr, raw, len(raw), -1 if self._timeout is None else _ffi.timeout_ms(self._timeout), byref(n))
+        finally:
+            self._release()
         return n.value
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:
