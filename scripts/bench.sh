@@ -28,7 +28,7 @@ runner=()
 [ "$smoke" = 1 ] && runner+=(--smoke)
 
 printf '==> building (release) and running the Rust benchmarks -> %s\n' "$out"
-cargo build --release --locked --bin consulnative-dev-agent 2>&1 | tail -n 1
+cargo build --release --locked 2>&1 | tail -n 1   # the shared library the bindings load, and the dev agent
 cargo bench --locked --bench bench -- "${runner[@]}" --out "$out" "${args[@]}"
 
 fragment=""

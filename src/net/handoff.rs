@@ -95,41 +95,45 @@ impl Pump {
         let mut moved = 0u64;
         let mut plain = vec![0u8; PUMP_BUFFER];
         loop {
-            // Decrypt what is buffered first; read the socket only when rustls has nothing for us.
-            let (n, eof) = {
-                let mut tls = self.lock();
-                match tls.reader().read(&mut plain) {
-                    Ok(0) => (0, true),
-                    Ok(n) => (n, false),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => (0, false),
-                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => (0, true),
-                    Err(e) => return Err(e),
-                }
-            };
-            if n > 0 {
-                app.write_all(&plain[..n]).await?;
-                moved += n as u64;
-                continue;
+            let (filled, ended) = self.gather(&mut plain)?;
+            if filled > 0 {
+                app.write_all(&plain[..filled]).await?;
+                moved += filled as u64;
             }
-            if eof {
+            if ended {
                 app.shutdown().await?;
                 return Ok(moved);
             }
-            self.net.readable().await?;
-            let got = {
-                let mut tls = self.lock();
-                tls.read_tls(&mut Nonblocking(&self.net)).and_then(|n| {
-                    tls.process_new_packets().map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
-                    Ok(n)
-                })
-            };
-            match got {
-                Ok(0) => {
-                    app.shutdown().await?; // TCP end of stream without close_notify
-                    return Ok(moved);
-                }
-                Ok(_) => self.flush().await?, // post-handshake messages may need an answer
+            self.flush().await?; // post-handshake messages (key updates) may need an answer
+            if filled == 0 {
+                self.net.readable().await?;
+            }
+        }
+    }
+
+    /// Moves decrypted bytes into `buf` without waiting: until it is full, the socket has nothing more for now, or
+    /// the peer ended the stream (`true`). One large write to the application instead of one per 16 KiB record;
+    /// draining before each socket read also keeps rustls's received-plaintext buffer from filling up.
+    fn gather(&self, buf: &mut [u8]) -> std::io::Result<(usize, bool)> {
+        let mut tls = self.lock();
+        let mut filled = 0;
+        loop {
+            match tls.reader().read(&mut buf[filled..]) {
+                Ok(0) => return Ok((filled, true)), // close_notify (buf[filled..] is never empty here)
+                Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok((filled, true)), // TCP end, no close_notify
+                Err(e) => return Err(e),
+            }
+            if filled == buf.len() {
+                return Ok((filled, false));
+            }
+            match tls.read_tls(&mut Nonblocking(&self.net)) {
+                Ok(_) => {
+                    // Ok(0) is the TCP end of stream: rustls remembers it and the next read above reports it.
+                    tls.process_new_packets().map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok((filled, false)),
                 Err(e) => return Err(e),
             }
         }
