@@ -1,7 +1,8 @@
 //! The library's one tokio runtime: created on first use, shared by every handle, never one thread per connection.
 //!
-//! Blocking C calls (accept, dial, read, write) wait on the runtime from the caller's own thread with
-//! [`block_on`], so Python's GIL and Ruby's GVL can be released around them. Agent HTTP calls (ureq, blocking) run on
+//! Blocking C calls (accept, dial) wait on the runtime from the caller's own thread with [`block_on`], so Python's
+//! GIL and Ruby's GVL can be released around them; an established connection's reads and writes do not use the
+//! runtime at all (see `net/conn.rs`). Agent HTTP calls (ureq, blocking) run on
 //! the runtime's blocking pool or on the watchers' own threads, never on the async workers.
 
 use once_cell::sync::Lazy;
