@@ -330,7 +330,7 @@ pub fn free_port() -> u16 {
 pub struct TempDir(pub std::path::PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("consulnative-{tag}-{}-{}", std::process::id(), fastrand_u64()));
+        let p = std::env::temp_dir().join(format!("consulnative-{tag}-{}-{}", std::process::id(), next_temp_id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -345,17 +345,9 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
-fn fastrand_u64() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 ^ (std::thread::current().id().as_u64_hack())
-}
-trait IdHack {
-    fn as_u64_hack(&self) -> u64;
-}
-impl IdHack for std::thread::ThreadId {
-    fn as_u64_hack(&self) -> u64 {
-        let s = format!("{self:?}");
-        s.chars().filter(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(0)
-    }
+fn next_temp_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 pub const PEM_LEAF_CHAIN: u32 = 1;
