@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Code, Error, Result};
-use crate::tls::PeerIdentity;
+use crate::tls::{from_rustls, PeerIdentity};
 
 /// A mutual-TLS connection to or from another Connect service.
 ///
@@ -30,7 +30,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Takes a completed handshake out of tokio.
+    /// Takes a completed handshake out of tokio (the listener's handshakes run on the runtime).
     pub(crate) fn new(stream: tokio_rustls::TlsStream<tokio::net::TcpStream>, peer: PeerIdentity) -> Result<Conn> {
         let (tcp, tls): (tokio::net::TcpStream, rustls::Connection) = match stream {
             tokio_rustls::TlsStream::Client(c) => {
@@ -44,6 +44,11 @@ impl Conn {
         };
         // Still non-blocking, and no longer registered with the runtime's IO driver.
         let sock = tcp.into_std().map_err(|e| Error::io("connection", &e))?;
+        Conn::from_parts(sock, tls, peer)
+    }
+
+    /// A connection from a non-blocking socket and a completed handshake (the dialer's run on the caller's thread).
+    pub(crate) fn from_parts(sock: TcpStream, tls: rustls::Connection, peer: PeerIdentity) -> Result<Conn> {
         let conn = Conn {
             local_addr: sock.local_addr().ok(),
             peer_addr: sock.peer_addr().ok(),
@@ -98,7 +103,8 @@ impl Conn {
                         Ok(_) => {
                             if let Err(e) = tls.process_new_packets() {
                                 let _ = flush(&self.sock, tls); // the alert that tells the peer why
-                                return Err(Error::new(Code::Io, format!("read: {e}")));
+                                // e.g. a TLS 1.3 server refusing our certificate after our handshake completed
+                                return Err(from_rustls(&e).context("read"));
                             }
                             flush(&self.sock, tls).map_err(|e| Error::io("read", &e))?;
                         }
@@ -156,7 +162,7 @@ impl Conn {
 }
 
 /// Writes what rustls has for the peer until it is all out or the socket would block (not an error here).
-fn flush(sock: &TcpStream, tls: &mut rustls::Connection) -> std::io::Result<()> {
+pub(crate) fn flush(sock: &TcpStream, tls: &mut rustls::Connection) -> std::io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(&mut &*sock) {
             Ok(_) => {}
@@ -169,7 +175,7 @@ fn flush(sock: &TcpStream, tls: &mut rustls::Connection) -> std::io::Result<()> 
 }
 
 /// Waits until the socket is ready for `events` or the deadline passes.
-fn wait(sock: &TcpStream, events: libc::c_short, deadline: Option<Instant>, what: &str) -> Result<()> {
+pub(crate) fn wait(sock: &TcpStream, events: libc::c_short, deadline: Option<Instant>, what: &str) -> Result<()> {
     loop {
         let ms = match deadline {
             None => -1,

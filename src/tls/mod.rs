@@ -20,7 +20,7 @@ pub mod testca;
 pub mod verify;
 
 pub use config::{client_config, dial_server_name, server_config, CertSource, Expected};
-pub use errors::handshake_error;
+pub use errors::{from_rustls, handshake_error};
 pub use material::{verify_leaf, Leaf, Roots};
 pub use peer::{peer_identity, PeerIdentity};
 
