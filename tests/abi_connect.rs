@@ -11,6 +11,16 @@ fn setup() -> (Agent, Client) {
     (agent, client)
 }
 
+/// A dev agent, ready services `db` and `web`, and an echo server listening as `db`.
+fn echo_world() -> (Agent, Client, Service, Service, Arc<Listener>) {
+    let (agent, client) = setup();
+    let db = client.service("db").ready(10_000);
+    let web = client.service("web").ready(10_000);
+    let listener = Arc::new(db.listen("127.0.0.1:0"));
+    echo_server(listener.clone());
+    (agent, client, db, web, listener)
+}
+
 #[test]
 fn allowed_connection_carries_data_both_ways_and_both_sides_see_the_peer_identity() {
     let (agent, client) = setup();
@@ -179,11 +189,7 @@ fn silent_client_does_not_block_other_accepts_and_is_dropped_at_the_handshake_ti
 
 #[test]
 fn half_close_propagates_and_the_reader_sees_end_of_stream() {
-    let (_agent, client) = setup();
-    let db = client.service("db").ready(10_000);
-    let web = client.service("web").ready(10_000);
-    let listener = Arc::new(db.listen("127.0.0.1:0"));
-    echo_server(listener.clone());
+    let (_agent, _client, _db, web, listener) = echo_world();
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     conn.write(b"abc").unwrap();
     conn.shutdown().unwrap();
@@ -193,11 +199,7 @@ fn half_close_propagates_and_the_reader_sees_end_of_stream() {
 
 #[test]
 fn read_times_out_with_a_timeout_code_and_the_connection_stays_usable() {
-    let (_agent, client) = setup();
-    let db = client.service("db").ready(10_000);
-    let web = client.service("web").ready(10_000);
-    let listener = Arc::new(db.listen("127.0.0.1:0"));
-    echo_server(listener.clone());
+    let (_agent, _client, _db, web, listener) = echo_world();
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     let err = conn.read(10, 200).unwrap_err();
     assert_eq!(err.code, ERR_TIMEOUT);
@@ -208,11 +210,7 @@ fn read_times_out_with_a_timeout_code_and_the_connection_stays_usable() {
 #[test]
 fn descriptor_handoff_gives_a_plain_socket_with_eof_propagation() {
     use std::io::{Read, Write};
-    let (_agent, client) = setup();
-    let db = client.service("db").ready(10_000);
-    let web = client.service("web").ready(10_000);
-    let listener = Arc::new(db.listen("127.0.0.1:0"));
-    echo_server(listener.clone());
+    let (_agent, _client, _db, web, listener) = echo_world();
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     let mut fd = -1;
     check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
@@ -346,4 +344,33 @@ fn a_refused_client_that_handed_off_its_socket_reads_end_of_stream() {
         !matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
         "the handed-off socket must end, not hang: {outcome:?}"
     );
+}
+
+#[test]
+fn dial_to_a_server_that_never_answers_the_handshake_times_out() {
+    let (_agent, client) = setup();
+    let web = client.service("web").ready(10_000);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let start = std::time::Instant::now();
+    let err = web.dial_address(&silent.local_addr().unwrap().to_string(), "db", 300).err().expect("must time out");
+    assert_eq!(err.code, ERR_TIMEOUT, "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "bounded by the dial timeout: {:?}", start.elapsed());
+}
+
+#[test]
+fn dial_to_a_server_that_hangs_up_mid_handshake_is_a_handshake_error() {
+    let (_agent, client) = setup();
+    let web = client.service("web").ready(10_000);
+    let rude = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = rude.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        if let Ok((mut sock, _)) = rude.accept() {
+            use std::io::Read;
+            let mut hello = [0u8; 64];
+            let _ = sock.read(&mut hello); // take part of the ClientHello, then hang up
+        }
+    });
+    let err = web.dial_address(&addr, "db", 5000).err().expect("must fail");
+    assert_eq!(err.code, ERR_HANDSHAKE, "{err:?}");
+    assert!(err.message.contains("closed the connection during the TLS handshake"), "{}", err.message);
 }
