@@ -266,6 +266,15 @@ uint32_t consulnative_conn_write(const consulnative_conn *conn,
 uint32_t consulnative_conn_shutdown(const consulnative_conn *conn,
                                     int64_t timeout_ms_);
 
+// Closes the connection: sends TLS close_notify (waiting at most `timeout_ms` for the socket to take it; 0 sends
+// what it takes at once, `< 0` waits without limit), then shuts the socket down both ways, so a read blocked in
+// another thread returns `CONSULNATIVE_RESULT_CLOSED`. Idempotent; a no-op after `consulnative_conn_handoff`.
+// The handle stays valid until `consulnative_conn_free`; later reads and writes return
+// `CONSULNATIVE_RESULT_CLOSED`. A failed close_notify (peer gone, timeout) is reported, but the connection is
+// closed either way.
+uint32_t consulnative_conn_close(const consulnative_conn *conn,
+                                 int64_t timeout_ms_);
+
 // Writes the connection's details as a JSON object: `peer` {`uri`, `service`, `namespace`, `partition`,
 // `datacenter`, `trust_domain`, `serial`}, `local_address`, `peer_address`, `alpn` (null if none).
 uint32_t consulnative_conn_info(const consulnative_conn *conn,

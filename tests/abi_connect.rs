@@ -198,6 +198,26 @@ fn half_close_propagates_and_the_reader_sees_end_of_stream() {
 }
 
 #[test]
+fn close_wakes_a_read_blocked_in_another_thread_sends_close_notify_and_is_idempotent() {
+    let (_agent, _client, db, web, _listener) = echo_world();
+    let server = db.listen("127.0.0.1:0");
+    let addr = server.address();
+    let accepted = std::thread::spawn(move || server.accept(10_000).expect("accept"));
+    let conn = Arc::new(web.dial_address(&addr, "db", 5000).unwrap());
+    let inbound = accepted.join().unwrap();
+    let reader = {
+        let conn = conn.clone();
+        std::thread::spawn(move || conn.read(10, -1))
+    };
+    std::thread::sleep(Duration::from_millis(100)); // let the reader block in poll(2)
+    conn.close(1000).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap_err().code, ERR_CLOSED, "the blocked read wakes with CLOSED");
+    conn.close(1000).unwrap();
+    assert_eq!(conn.write(b"x").unwrap_err().code, ERR_CLOSED);
+    assert_eq!(inbound.read(10, 5000).unwrap(), b"", "the peer reads a clean end of stream (close_notify)");
+}
+
+#[test]
 fn read_times_out_with_a_timeout_code_and_the_connection_stays_usable() {
     let (_agent, _client, _db, web, listener) = echo_world();
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();

@@ -55,6 +55,17 @@ pub extern "C" fn consulnative_conn_shutdown(conn: *const consulnative_conn, tim
     call(|| arg_ref(conn, "conn")?.conn.shutdown_write(timeout_ms(timeout_ms_)))
 }
 
+/// Closes the connection: sends TLS close_notify (waiting at most `timeout_ms` for the socket to take it; 0 sends
+/// what it takes at once, `< 0` waits without limit), then shuts the socket down both ways, so a read blocked in
+/// another thread returns `CONSULNATIVE_RESULT_CLOSED`. Idempotent; a no-op after `consulnative_conn_handoff`.
+/// The handle stays valid until `consulnative_conn_free`; later reads and writes return
+/// `CONSULNATIVE_RESULT_CLOSED`. A failed close_notify (peer gone, timeout) is reported, but the connection is
+/// closed either way.
+#[no_mangle]
+pub extern "C" fn consulnative_conn_close(conn: *const consulnative_conn, timeout_ms_: i64) -> u32 {
+    call(|| arg_ref(conn, "conn")?.conn.close(timeout_ms(timeout_ms_)))
+}
+
 /// Writes the connection's details as a JSON object: `peer` {`uri`, `service`, `namespace`, `partition`,
 /// `datacenter`, `trust_domain`, `serial`}, `local_address`, `peer_address`, `alpn` (null if none).
 #[no_mangle]

@@ -149,6 +149,31 @@ impl Conn {
         self.sock.shutdown(std::net::Shutdown::Write).map_err(|e| Error::io("shutdown", &e))
     }
 
+    /// Closes the connection: sends a TLS close_notify (flushed for at most `timeout`; `Some(ZERO)` sends what
+    /// the socket takes at once), then shuts the socket down both ways so a read blocked on another thread
+    /// wakes and answers `Closed`. Idempotent; a no-op after a handoff (the descriptor is the caller's).
+    pub fn close(&self, timeout: Option<Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let Some(mut tls) = self.lock().take() else { return Ok(()) };
+        tls.send_close_notify();
+        let mut flushed = Ok(());
+        while tls.wants_write() {
+            if let Err(e) = flush(&self.sock, &mut tls) {
+                flushed = Err(Error::io("close", &e));
+                break;
+            }
+            if tls.wants_write() {
+                if let Err(e) = wait(&self.sock, libc::POLLOUT, deadline, "close") {
+                    flushed = Err(e);
+                    break;
+                }
+            }
+        }
+        // Wakes a reader waiting in poll(2); it then finds no TLS state and answers `Closed`.
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        flushed
+    }
+
     /// Takes the socket and TLS state out, for the descriptor handoff.
     pub(crate) fn take(&self) -> Result<(TcpStream, rustls::Connection)> {
         let tls = self.lock().take().ok_or_else(closed)?;

@@ -280,6 +280,9 @@ impl Conn {
     pub fn shutdown(&self) -> Result<(), Failure> {
         check(consulnative_conn_shutdown(self.0, 5000))
     }
+    pub fn close(&self, timeout_ms: i64) -> Result<(), Failure> {
+        check(consulnative_conn_close(self.0, timeout_ms))
+    }
 }
 
 impl Drop for Conn {
