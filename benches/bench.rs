@@ -6,7 +6,7 @@
 //! target too (`test = true`, no harness): then it is a smoke run that checks every figure is produced, never
 //! that it beats a goal.
 //!
-//! The library figures drive the C ABI (`consulnative::ffi::*`, through `tests/common`), exactly as C, Python and
+//! The library figures drive the C ABI (`consulnative::*`, through `tests/common`), exactly as C, Python and
 //! Ruby do. The bare-rustls baseline uses tokio-rustls directly with the same dev-agent certificates and the
 //! crate's own configs and verifiers (`consulnative::tls::{server_config, client_config}`), so chain and SPIFFE
 //! checks are equal; it makes no authorize call. Every ratio compares runs interleaved in one invocation.
@@ -559,10 +559,10 @@ fn bulk_library(w: &World, bytes: usize, handoff: bool) -> f64 {
     let chunk = vec![7u8; WRITE_CHUNK];
     let secs = if handoff {
         let (mut cfd, mut sfd) = (0i32, 0i32);
-        check(consulnative::ffi::consulnative_conn_handoff(client.0, &mut cfd)).unwrap();
-        check(consulnative::ffi::consulnative_conn_handoff(server.0, &mut sfd)).unwrap();
-        let mut cs = unsafe { consulnative::net::handoff::into_std(cfd) };
-        let mut ss = unsafe { consulnative::net::handoff::into_std(sfd) };
+        check(consulnative::consulnative_conn_handoff(client.0, &mut cfd)).unwrap();
+        check(consulnative::consulnative_conn_handoff(server.0, &mut sfd)).unwrap();
+        let mut cs = unsafe { fd_stream(cfd) };
+        let mut ss = unsafe { fd_stream(sfd) };
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; READ_BUF];
             let mut got = 0;
@@ -591,7 +591,7 @@ fn bulk_library(w: &World, bytes: usize, handoff: bool) -> f64 {
             let mut got = 0;
             while got < bytes {
                 let mut n = 0;
-                if consulnative::ffi::consulnative_conn_read(s2.0, buf.as_mut_ptr(), buf.len(), 10_000, &mut n) != 0 || n == 0 {
+                if consulnative::consulnative_conn_read(s2.0, buf.as_mut_ptr(), buf.len(), 10_000, &mut n) != 0 || n == 0 {
                     break;
                 }
                 got += n;
@@ -602,7 +602,7 @@ fn bulk_library(w: &World, bytes: usize, handoff: bool) -> f64 {
         let mut sent = 0;
         while sent < bytes {
             let mut n = 0;
-            check(consulnative::ffi::consulnative_conn_write(client.0, chunk.as_ptr(), chunk.len(), 10_000, &mut n)).unwrap();
+            check(consulnative::consulnative_conn_write(client.0, chunk.as_ptr(), chunk.len(), 10_000, &mut n)).unwrap();
             sent += n;
         }
         let (t1, got) = reader.join().unwrap();

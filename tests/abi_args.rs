@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use consulnative::ffi::*;
 use std::ffi::{c_char, CStr};
 use std::ptr::{null, null_mut};
 
@@ -14,8 +13,9 @@ fn bad() -> *const c_char {
 
 /// Asserts `rc` is `code` and the thread's last error message contains `needle`.
 #[track_caller]
-fn assert_fails(rc: u32, code: u32, needle: &str) {
+fn assert_fails(rc: consulnative_result, code: u32, needle: &str) {
     let message = last_error();
+    let rc = rc as u32;
     assert_eq!(rc, code, "expected {code}, got {rc}: {message}");
     assert!(message.contains(needle), "message {message:?} should contain {needle:?}");
 }
@@ -43,23 +43,21 @@ fn null_handles_are_rejected_with_a_message_naming_the_argument() {
     assert_fails(consulnative_conn_read(null(), buf.as_mut_ptr() as *mut u8, buf.len(), 0, &mut n), ERR_NULL, "`conn`");
     assert_fails(consulnative_conn_write(null(), b"x".as_ptr(), 1, 0, &mut n), ERR_NULL, "`conn`");
     assert_fails(consulnative_conn_info(null(), buf.as_mut_ptr(), buf.len(), &mut n), ERR_NULL, "`conn`");
-    assert_fails(consulnative_dev_agent_rotate_ca(null()), ERR_NULL, "`agent`");
-    assert_fails(consulnative_dev_agent_address(null(), buf.as_mut_ptr(), buf.len(), &mut n), ERR_NULL, "`agent`");
+    assert_fails(consulnative_conn_close(null(), 0), ERR_NULL, "`conn`");
+    assert_fails(consulnative_conn_shutdown(null(), 0), ERR_NULL, "`conn`");
 }
 
 #[test]
 fn null_out_params_are_rejected_and_nothing_is_created() {
-    let (agent, client, web) = ready_web();
+    let (_agent, client, web) = ready_web();
     let mut buf = [0 as c_char; 256];
     assert_fails(consulnative_config_new(null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_client_new(null(), null_mut()), ERR_NULL, "`out`");
-    assert_fails(consulnative_dev_agent_start(null(), null(), true, 0, null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_new(client.0, c("web").as_ptr(), null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:0").as_ptr(), null(), null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), c("db").as_ptr(), null(), 100, null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_status(web.0, buf.as_mut_ptr(), buf.len(), null_mut()), ERR_NULL, "`out_n`");
     assert_fails(consulnative_service_add_callback(web.0, None, null_mut(), None, &mut 0), ERR_NULL, "`callback`");
-    assert_fails(consulnative_dev_agent_trust_domain(agent.0, buf.as_mut_ptr(), buf.len(), null_mut()), ERR_NULL, "`out_n`");
     let listener = web.listen("127.0.0.1:0");
     assert_fails(consulnative_listener_counts(listener.0, null_mut(), &mut 0), ERR_NULL, "`out_accepted`");
     assert_fails(consulnative_listener_counts(listener.0, &mut 0, null_mut()), ERR_NULL, "`out_refused`");
@@ -73,7 +71,7 @@ fn null_out_params_are_rejected_and_nothing_is_created() {
 
 #[test]
 fn null_and_invalid_utf8_strings_are_rejected_by_name() {
-    let (agent, client, web) = ready_web();
+    let (_agent, client, web) = ready_web();
     let mut cfg = null_mut();
     check(consulnative_config_new(&mut cfg)).unwrap();
     assert_fails(consulnative_config_set(cfg, null(), c("x").as_ptr()), ERR_NULL, "`key`");
@@ -89,10 +87,6 @@ fn null_and_invalid_utf8_strings_are_rejected_by_name() {
     assert_fails(consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), null(), null(), 100, &mut null_mut()), ERR_NULL, "`expected`");
     assert_fails(consulnative_service_dial_address(web.0, bad(), c("db").as_ptr(), null(), 100, &mut null_mut()), ERR_INVALID, "`address`");
     assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:0").as_ptr(), bad(), &mut null_mut()), ERR_INVALID, "`alpn`");
-    assert_fails(consulnative_dev_agent_set_intention(agent.0, null(), c("db").as_ptr(), true), ERR_NULL, "`source`");
-    assert_fails(consulnative_dev_agent_set_intention(agent.0, c("web").as_ptr(), bad(), true), ERR_INVALID, "`destination`");
-    assert_fails(consulnative_dev_agent_issue_leaf(agent.0, bad(), 0, 1, null_mut(), 0, &mut 0), ERR_INVALID, "`service`");
-    assert_fails(consulnative_dev_agent_start(bad(), null(), true, 0, &mut null_mut()), ERR_INVALID, "`http_address`");
 }
 
 #[test]
@@ -103,50 +97,49 @@ fn free_of_null_is_a_no_op_for_every_handle() {
     consulnative_listener_close(null());
     consulnative_listener_free(null_mut());
     consulnative_conn_free(null_mut());
-    consulnative_dev_agent_stop(null());
-    consulnative_dev_agent_free(null_mut());
 }
 
 #[test]
 fn short_or_null_buffers_report_the_needed_length_in_out_n() {
-    let (agent, _client, web) = ready_web();
-    let addr = agent.address();
+    let (_agent, _client, web) = ready_web();
+    let listener = web.listen("127.0.0.1:0");
+    let addr = listener.address();
     let mut n = 0usize;
-    assert_eq!(consulnative_dev_agent_address(agent.0, null_mut(), 0, &mut n), 17);
+    assert_eq!(consulnative_listener_address(listener.0, null_mut(), 0, &mut n) as u32, 17);
     assert_eq!(n, addr.len());
     // Exactly the text length leaves no room for the NUL: still too small, nothing written.
     let mut buf = vec![b'#' as c_char; addr.len()];
-    assert_eq!(consulnative_dev_agent_address(agent.0, buf.as_mut_ptr(), buf.len(), &mut n), 17);
+    assert_eq!(consulnative_listener_address(listener.0, buf.as_mut_ptr(), buf.len(), &mut n) as u32, 17);
     assert!(buf.iter().all(|&b| b == b'#' as c_char));
     let mut buf = vec![0 as c_char; n + 1];
-    check(consulnative_dev_agent_address(agent.0, buf.as_mut_ptr(), buf.len(), &mut n)).unwrap();
+    check(consulnative_listener_address(listener.0, buf.as_mut_ptr(), buf.len(), &mut n)).unwrap();
     assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(), addr);
 
     let status = read_text(|b, l, n| consulnative_service_status(web.0, b, l, n)).unwrap();
-    assert_eq!(consulnative_service_status(web.0, null_mut(), 0, &mut n), 17);
+    assert_eq!(consulnative_service_status(web.0, null_mut(), 0, &mut n) as u32, 17);
     assert_eq!(n, status.len());
-    assert_eq!(consulnative_service_pem(web.0, PEM_ROOTS, null_mut(), 0, &mut n), 17);
+    assert_eq!(consulnative_service_pem(web.0, PEM_ROOTS, null_mut(), 0, &mut n) as u32, 17);
     assert!(n > 100, "roots PEM length {n}");
 }
 
 #[test]
 fn last_error_with_a_short_buffer_reports_the_length_and_keeps_the_message() {
-    assert_eq!(consulnative_service_wait_ready(null(), 0), ERR_NULL);
+    assert_eq!(consulnative_service_wait_ready(null(), 0) as u32, ERR_NULL);
     let want = "argument `service` is NULL";
     let mut n = 0usize;
-    assert_eq!(consulnative_last_error(null_mut(), 0, &mut n), 17);
+    assert_eq!(consulnative_last_error(null_mut(), 0, &mut n) as u32, 17);
     assert_eq!(n, want.len());
     let mut small = [0 as c_char; 4];
-    assert_eq!(consulnative_last_error(small.as_mut_ptr(), small.len(), &mut n), 17);
+    assert_eq!(consulnative_last_error(small.as_mut_ptr(), small.len(), &mut n) as u32, 17);
     assert_eq!(last_error(), want, "a short buffer must not replace the recorded message");
 }
 
 #[test]
 fn last_error_is_per_thread() {
-    assert_eq!(consulnative_dev_agent_rotate_ca(null()), ERR_NULL);
+    assert_eq!(consulnative_listener_accept(null(), 0, &mut null_mut()) as u32, ERR_NULL);
     let other = std::thread::spawn(last_error).join().unwrap();
     assert_eq!(other, "", "another thread has no failure yet");
-    assert_eq!(last_error(), "argument `agent` is NULL");
+    assert_eq!(last_error(), "argument `listener` is NULL");
 }
 
 #[test]
@@ -161,16 +154,14 @@ fn unknown_configuration_keys_and_bad_values_are_invalid_arguments() {
     assert_fails(set("request_timeout_ms", Some("5s")), ERR_INVALID, "`request_timeout_ms` must be a number of milliseconds");
     assert_fails(set("blocking_wait_ms", None), ERR_INVALID, "`blocking_wait_ms` needs a value");
     assert_fails(set("tls_verify", Some("perhaps")), ERR_INVALID, "`tls_verify` must be true or false");
-    assert_eq!(set("token", None), 0, "NULL clears an optional key");
-    assert_eq!(set("datacenter", Some("")), 0, "empty clears an optional key");
+    assert_eq!(set("token", None) as u32, 0, "NULL clears an optional key");
+    assert_eq!(set("datacenter", Some("")) as u32, 0, "empty clears an optional key");
     consulnative_config_free(cfg);
 }
 
 #[test]
 fn malformed_addresses_are_invalid_arguments() {
     let (_agent, client, web) = ready_web();
-    assert_fails(consulnative_dev_agent_start(c("localhost").as_ptr(), null(), true, 0, &mut null_mut()), ERR_INVALID, "bad http_address \"localhost\"");
-    assert_fails(consulnative_dev_agent_start(c("127.0.0.1:70000").as_ptr(), null(), true, 0, &mut null_mut()), ERR_INVALID, "70000");
     assert_fails(consulnative_service_listen(web.0, c("no port").as_ptr(), null(), &mut null_mut()), ERR_INVALID, "not a listen address: \"no port\"");
     assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:99999").as_ptr(), null(), &mut null_mut()), ERR_INVALID, "99999");
     assert_fails(
@@ -191,22 +182,12 @@ fn malformed_dial_address_is_an_invalid_argument() {
     assert_fails(rc, ERR_INVALID, "no port");
 }
 
-/// Leaf times a certificate cannot hold are refused, never a panic.
-#[test]
-fn absurd_leaf_times_are_invalid_arguments_not_panics() {
-    let agent = Agent::start();
-    let rc = consulnative_dev_agent_issue_leaf(agent.0, c("web").as_ptr(), i64::MIN, i64::MAX, null_mut(), 0, &mut 0);
-    assert_fails(rc, ERR_INVALID, "");
-}
-
 #[test]
 fn unknown_enum_values_are_invalid_arguments() {
-    let (agent, _client, web) = ready_web();
+    let (_agent, _client, web) = ready_web();
     let mut n = 0;
     assert_fails(consulnative_service_pem(web.0, 0, null_mut(), 0, &mut n), ERR_INVALID, "unknown PEM kind 0");
     assert_fails(consulnative_service_pem(web.0, 4, null_mut(), 0, &mut n), ERR_INVALID, "unknown PEM kind 4");
-    assert_fails(consulnative_dev_agent_set_fault(agent.0, c("leafs").as_ptr(), c("malformed").as_ptr(), 0, null()), ERR_INVALID, "unknown fault endpoint \"leafs\"");
-    assert_fails(consulnative_dev_agent_set_fault(agent.0, c("all").as_ptr(), c("explode").as_ptr(), 0, null()), ERR_INVALID, "unknown fault kind \"explode\"");
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use consulnative::ffi::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ static DROPS: AtomicUsize = AtomicUsize::new(0);
 static CALLS_STARTED: AtomicUsize = AtomicUsize::new(0);
 static CALLS_FINISHED: AtomicUsize = AtomicUsize::new(0);
 
-unsafe extern "C" fn slow_event(_ud: *mut libc::c_void, _event: u32) {
+unsafe extern "C" fn slow_event(_ud: *mut libc::c_void, _event: consulnative_event) {
     CALLS_STARTED.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(300));
     CALLS_FINISHED.fetch_add(1, Ordering::SeqCst);
@@ -21,7 +20,7 @@ unsafe extern "C" fn count_drop(_ud: *mut libc::c_void) {
     DROPS.fetch_add(1, Ordering::SeqCst);
 }
 
-unsafe extern "C" fn ignore_refusal(_: *mut libc::c_void, _: u32, _: *const libc::c_char, _: *const libc::c_char, _: *const libc::c_char) {}
+unsafe extern "C" fn ignore_refusal(_: *mut libc::c_void, _: consulnative_result, _: *const libc::c_char, _: *const libc::c_char, _: *const libc::c_char) {}
 
 #[test]
 fn drops_run_synchronously_and_never_while_the_callback_is_running() {
@@ -62,7 +61,7 @@ fn drops_run_synchronously_and_never_while_the_callback_is_running() {
 #[test]
 fn a_callback_added_after_wait_ready_is_not_told_about_the_first_leaf() {
     static EVENTS: AtomicUsize = AtomicUsize::new(0);
-    unsafe extern "C" fn count(_ud: *mut libc::c_void, _event: u32) {
+    unsafe extern "C" fn count(_ud: *mut libc::c_void, _event: consulnative_event) {
         EVENTS.fetch_add(1, Ordering::SeqCst);
     }
     let agent = Agent::start();

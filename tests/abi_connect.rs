@@ -130,18 +130,18 @@ fn dial_by_service_name_uses_healthy_instances_from_the_catalog() {
     let listener = Arc::new(db.listen("127.0.0.1:0"));
     let port: u16 = listener.address().rsplit(':').next().unwrap().parse().unwrap();
     client.register("db", "db-1", port, "ttl:30000").unwrap();
-    check(consulnative::ffi::consulnative_client_pass_ttl(client.0, c("service:db-1").as_ptr(), std::ptr::null())).unwrap();
+    check(consulnative::consulnative_client_pass_ttl(client.0, c("service:db-1").as_ptr(), std::ptr::null())).unwrap();
     echo_server(listener.clone());
     let conn = web.dial("db", 5000).expect("dial by name");
     conn.write(b"echo").unwrap();
     assert_eq!(conn.read_exact(4).unwrap(), b"echo");
-    check(consulnative::ffi::consulnative_client_deregister(client.0, c("db-1").as_ptr())).unwrap();
+    check(consulnative::consulnative_client_deregister(client.0, c("db-1").as_ptr())).unwrap();
     assert_eq!(web.dial("db", 5000).err().unwrap().code, ERR_NO_INSTANCES);
 }
 
 #[test]
 fn application_peer_check_can_refuse_a_client_the_agent_allowed() {
-    use consulnative::ffi::consulnative_listener_set_peer_check;
+    use consulnative::consulnative_listener_set_peer_check;
     use std::ffi::{c_char, CStr};
     unsafe extern "C" fn only_api(_ud: *mut libc::c_void, _uri: *const c_char, service: *const c_char) -> i32 {
         (CStr::from_ptr(service).to_str().unwrap() != "api") as i32
@@ -233,11 +233,11 @@ fn descriptor_handoff_gives_a_plain_socket_with_eof_propagation() {
     let (_agent, _client, _db, web, listener) = echo_world();
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     let mut fd = -1;
-    check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
     assert!(fd >= 0);
     assert_eq!(conn.read(1, 100).unwrap_err().code, ERR_CLOSED, "the handle no longer reads");
     assert_eq!(conn.info()["peer"]["service"], "db", "info still works");
-    let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+    let mut sock = unsafe { fd_stream(fd) };
     let payload = vec![7u8; 300_000];
     let mut writer = sock.try_clone().unwrap();
     let p2 = payload.clone();
@@ -261,7 +261,7 @@ fn listener_close_wakes_a_blocked_accept_with_closed() {
     let l2 = listener.clone();
     let t = std::thread::spawn(move || l2.accept(-1).err().map(|e| e.code));
     std::thread::sleep(Duration::from_millis(100));
-    consulnative::ffi::consulnative_listener_close(listener.0);
+    consulnative::consulnative_listener_close(listener.0);
     assert_eq!(t.join().unwrap(), Some(ERR_CLOSED));
     assert!(std::net::TcpStream::connect(listener.address()).is_err(), "the port is released");
 }
@@ -285,7 +285,7 @@ fn listens_on_ipv6_loopback() {
 
 #[test]
 fn alpn_is_configurable_per_listener_and_per_dial() {
-    use consulnative::ffi::{consulnative_service_dial_address, consulnative_service_listen};
+    use consulnative::{consulnative_service_dial_address, consulnative_service_listen};
     let (_agent, client) = setup();
     let db = client.service("db").ready(10_000);
     let web = client.service("web").ready(10_000);
@@ -322,8 +322,8 @@ fn both_ends_handed_off_talk_like_plain_sockets() {
     let server = std::thread::spawn(move || {
         let conn = l2.accept(5000).unwrap();
         let mut fd = -1;
-        check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
-        let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+        check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+        let mut sock = unsafe { fd_stream(fd) };
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut request = [0u8; 5];
         sock.read_exact(&mut request).unwrap();
@@ -333,8 +333,8 @@ fn both_ends_handed_off_talk_like_plain_sockets() {
     });
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     let mut fd = -1;
-    check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
-    let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+    check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    let mut sock = unsafe { fd_stream(fd) };
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     sock.write_all(b"hello").unwrap();
     let mut answer = Vec::new();
@@ -353,8 +353,8 @@ fn a_refused_client_that_handed_off_its_socket_reads_end_of_stream() {
     let listener = db.listen("127.0.0.1:0");
     let conn = web.dial_address(&listener.address(), "db", 5000).expect("TLS 1.3: the refusal comes after the handshake");
     let mut fd = -1;
-    check(consulnative::ffi::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
-    let mut sock = unsafe { consulnative::net::handoff::into_std(fd) };
+    check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    let mut sock = unsafe { fd_stream(fd) };
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = sock.write_all(b"GET / HTTP/1.0\r\n\r\n");
     let mut got = Vec::new();

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 static LINES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
 
-unsafe extern "C" fn collect(_ud: *mut libc::c_void, level: u32, message: *const c_char) {
-    LINES.lock().unwrap().push((level, CStr::from_ptr(message).to_string_lossy().into_owned()));
+unsafe extern "C" fn collect(_ud: *mut libc::c_void, level: consulnative_log_level, message: *const c_char) {
+    LINES.lock().unwrap().push((level as u32, CStr::from_ptr(message).to_string_lossy().into_owned()));
 }
 
 #[test]
 fn log_callback_gets_leveled_events_and_never_the_token_or_keys() {
-    check(consulnative::ffi::consulnative_set_logger(Some(collect), std::ptr::null_mut(), 4)).unwrap();
+    check(consulnative::consulnative_set_logger(Some(collect), std::ptr::null_mut(), 4)).unwrap();
     let agent = Agent::start_with(None, Some("tok-DO-NOT-LOG"), false, 0);
     let bad = Client::new(&agent.address(), &[("token", "wrong-tok-DO-NOT-LOG")]);
     let denied = bad.service("web");
@@ -29,7 +29,7 @@ fn log_callback_gets_leveled_events_and_never_the_token_or_keys() {
         let _ = conn.read(1, 2000); // refused: default deny
     }
     assert!(eventually(Duration::from_secs(5), || LINES.lock().unwrap().iter().any(|(l, m)| *l == 2 && m.contains("refused"))));
-    check(consulnative::ffi::consulnative_set_logger(None, std::ptr::null_mut(), 0)).unwrap();
+    check(consulnative::consulnative_set_logger(None, std::ptr::null_mut(), 0)).unwrap();
 
     let lines = LINES.lock().unwrap().clone();
     assert!(lines.iter().any(|(l, m)| *l == 2 && m.contains("403")), "the agent's 403 is logged as a warning");

@@ -64,7 +64,8 @@ fn peer_on_the_old_leaf_and_peer_on_the_new_leaf_interoperate() {
 mod rustls_tools {
     //! A minimal rustls echo server pinned to fixed certificates and roots, standing in for a peer that has not
     //! seen the rotation yet.
-    use consulnative::identity::{certs_from_pem, key_from_pem};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::server::WebPkiClientVerifier;
     use std::io::{Read, Write};
     use std::sync::Arc;
@@ -76,15 +77,18 @@ mod rustls_tools {
     pub fn frozen_server(chain: &str, key: &str, roots: &str) -> Frozen {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut store = rustls::RootCertStore::empty();
-        for c in certs_from_pem(roots).unwrap() {
-            store.add(c).unwrap();
+        for c in CertificateDer::pem_slice_iter(roots.as_bytes()) {
+            store.add(c.unwrap()).unwrap();
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone()).build().unwrap();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs_from_pem(chain).unwrap(), key_from_pem(key).unwrap())
+            .with_single_cert(
+                CertificateDer::pem_slice_iter(chain.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
             .unwrap();
         let config = Arc::new(config);
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

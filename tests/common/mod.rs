@@ -6,8 +6,10 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use consulnative::agent::types::LeafCert;
-use consulnative::ffi::*;
+pub use consulnative::*;
+use consulnative_core::api::wire::LeafCert;
+use consulnative_devagent::process::{DevAgentOptions, DevAgentProcess};
+use consulnative_devagent::{Fault, FaultEndpoint, FaultKind};
 
 /// A failed call: the result code and the thread's last error message.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,11 +18,11 @@ pub struct Failure {
     pub message: String,
 }
 
-pub fn check(rc: u32) -> Result<(), Failure> {
-    if rc == 0 {
+pub fn check(rc: consulnative_result) -> Result<(), Failure> {
+    if rc == consulnative_result::Ok {
         Ok(())
     } else {
-        Err(Failure { code: rc, message: last_error() })
+        Err(Failure { code: rc as u32, message: last_error() })
     }
 }
 
@@ -29,18 +31,18 @@ pub fn last_error() -> String {
 }
 
 /// Calls a (buf, len, out_n) function: once to size, then to fill (again if the text grew in between).
-pub fn read_text(f: impl Fn(*mut c_char, usize, *mut usize) -> u32) -> Result<String, u32> {
+pub fn read_text(f: impl Fn(*mut c_char, usize, *mut usize) -> consulnative_result) -> Result<String, u32> {
     let mut n = 0usize;
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let rc = f(if buf.is_empty() { ptr::null_mut() } else { buf.as_mut_ptr() as *mut c_char }, buf.len(), &mut n);
         match rc {
-            0 => {
+            consulnative_result::Ok => {
                 buf.truncate(n);
                 return Ok(String::from_utf8(buf).expect("utf-8"));
             }
-            17 => buf = vec![0u8; n + 1],
-            other => return Err(other),
+            consulnative_result::BufferTooSmall => buf = vec![0u8; n + 1],
+            other => return Err(other as u32),
         }
     }
 }
@@ -53,9 +55,8 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-pub struct Agent(pub *mut consulnative_dev_agent);
-unsafe impl Send for Agent {}
-unsafe impl Sync for Agent {}
+/// A dev agent: the `consulnative-dev-agent` binary as a child process, controlled over HTTP.
+pub struct Agent(pub DevAgentProcess);
 
 impl Agent {
     pub fn start() -> Agent {
@@ -64,52 +65,58 @@ impl Agent {
     pub fn start_with(addr: Option<&str>, token: Option<&str>, default_allow: bool, leaf_ttl_ms: u64) -> Agent {
         Agent::try_start(addr, token, default_allow, leaf_ttl_ms).expect("dev agent starts")
     }
-    pub fn try_start(addr: Option<&str>, token: Option<&str>, default_allow: bool, leaf_ttl_ms: u64) -> Result<Agent, Failure> {
-        let addr = addr.map(c);
-        let token = token.map(c);
-        let mut out = ptr::null_mut();
-        check(consulnative_dev_agent_start(
-            addr.as_ref().map_or(ptr::null(), |a| a.as_ptr()),
-            token.as_ref().map_or(ptr::null(), |t| t.as_ptr()),
-            default_allow,
-            leaf_ttl_ms,
-            &mut out,
-        ))?;
-        Ok(Agent(out))
+    pub fn try_start(addr: Option<&str>, token: Option<&str>, default_allow: bool, leaf_ttl_ms: u64) -> Result<Agent, String> {
+        let options = DevAgentOptions {
+            http_addr: addr.map(str::to_string),
+            acl_token: token.map(str::to_string),
+            default_deny: !default_allow,
+            leaf_ttl: (leaf_ttl_ms > 0).then(|| Duration::from_millis(leaf_ttl_ms)),
+            ..Default::default()
+        };
+        DevAgentProcess::start(options).map(Agent).map_err(|e| e.to_string())
     }
     pub fn address(&self) -> String {
-        read_text(|b, l, n| consulnative_dev_agent_address(self.0, b, l, n)).unwrap()
+        self.0.address().to_string()
     }
     pub fn trust_domain(&self) -> String {
-        read_text(|b, l, n| consulnative_dev_agent_trust_domain(self.0, b, l, n)).unwrap()
+        self.0.trust_domain().unwrap()
     }
     pub fn intention(&self, src: &str, dst: &str, allow: bool) {
-        check(consulnative_dev_agent_set_intention(self.0, c(src).as_ptr(), c(dst).as_ptr(), allow)).unwrap();
+        self.0.set_intention(src, dst, allow).unwrap();
     }
     pub fn delete_intention(&self, src: &str, dst: &str) {
-        check(consulnative_dev_agent_delete_intention(self.0, c(src).as_ptr(), c(dst).as_ptr())).unwrap();
+        self.0.delete_intention(src, dst).unwrap();
     }
     pub fn rotate_ca(&self) {
-        check(consulnative_dev_agent_rotate_ca(self.0)).unwrap();
+        self.0.rotate_ca().unwrap();
     }
+    /// A fault as the C ABI used to take it: `kind` is `status` (`value` = HTTP status, `body`), `malformed`,
+    /// `delay` (`value` ms) or `backwards_index`.
     pub fn fault(&self, endpoint: &str, kind: &str, value: u32, body: &str) {
-        check(consulnative_dev_agent_set_fault(self.0, c(endpoint).as_ptr(), c(kind).as_ptr(), value, c(body).as_ptr())).unwrap();
+        let endpoint = match endpoint {
+            "all" => FaultEndpoint::All,
+            "roots" => FaultEndpoint::Roots,
+            "leaf" => FaultEndpoint::Leaf,
+            "authorize" => FaultEndpoint::Authorize,
+            other => panic!("unknown fault endpoint {other}"),
+        };
+        let kind = match kind {
+            "status" => FaultKind::Status(value as u16, body.to_string()),
+            "malformed" => FaultKind::MalformedJson,
+            "delay" => FaultKind::Delay(Duration::from_millis(value as u64)),
+            "backwards_index" => FaultKind::BackwardsIndex,
+            other => panic!("unknown fault kind {other}"),
+        };
+        self.0.set_fault(&Fault { endpoint, kind }).unwrap();
     }
     pub fn clear_faults(&self) {
-        check(consulnative_dev_agent_clear_faults(self.0)).unwrap();
+        self.0.clear_faults().unwrap();
     }
     pub fn issue_leaf(&self, service: &str, not_before: i64, not_after: i64) -> LeafCert {
-        let json = read_text(|b, l, n| consulnative_dev_agent_issue_leaf(self.0, c(service).as_ptr(), not_before, not_after, b, l, n)).unwrap();
-        serde_json::from_str(&json).unwrap()
+        self.0.issue_leaf(service, not_before, not_after).unwrap()
     }
     pub fn stop(&self) {
-        consulnative_dev_agent_stop(self.0);
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        consulnative_dev_agent_free(self.0);
+        self.0.stop();
     }
 }
 
@@ -225,10 +232,10 @@ impl Listener {
     pub fn record_refusals(&self) -> std::sync::Arc<RefusalLog> {
         use std::sync::{Arc, Mutex};
         type Log = RefusalLog;
-        unsafe extern "C" fn on_refused(ud: *mut libc::c_void, code: u32, _addr: *const c_char, uri: *const c_char, msg: *const c_char) {
+        unsafe extern "C" fn on_refused(ud: *mut libc::c_void, code: consulnative_result, _addr: *const c_char, uri: *const c_char, msg: *const c_char) {
             let log = &*(ud as *const Log);
             let uri = if uri.is_null() { None } else { Some(CStr::from_ptr(uri).to_string_lossy().into_owned()) };
-            log.lock().unwrap().push((code, uri, CStr::from_ptr(msg).to_string_lossy().into_owned()));
+            log.lock().unwrap().push((code as u32, uri, CStr::from_ptr(msg).to_string_lossy().into_owned()));
         }
         unsafe extern "C" fn drop_log(ud: *mut libc::c_void) {
             drop(Arc::from_raw(ud as *const Log));
@@ -373,3 +380,12 @@ pub const ERR_AUTHZ_FAILED: u32 = 13;
 pub const ERR_CLOSED: u32 = 15;
 pub const ERR_NO_INSTANCES: u32 = 16;
 pub const ERR_REJECTED: u32 = 19;
+
+/// Wraps a descriptor from `consulnative_conn_handoff` as a std socket.
+///
+/// # Safety
+/// `fd` must be an open descriptor the caller owns.
+pub unsafe fn fd_stream(fd: i32) -> std::os::unix::net::UnixStream {
+    use std::os::fd::FromRawFd;
+    std::os::unix::net::UnixStream::from_raw_fd(fd)
+}
