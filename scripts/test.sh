@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: the Rust suites (the C ABI against the embedded dev agent over
-# real sockets, openssl interop), a check that the committed C header is fresh, the C examples under valgrind and
+# Runs every test of the project on a fresh machine: the Rust suites (the core's unit tests, the dev agent binary's
+# HTTP tests, the C ABI against the dev agent binary over real sockets, openssl interop), checks that the committed
+# C header is fresh and that the production library holds no dev agent, the C examples under valgrind and
 # AddressSanitizer, the Python binding (pytest, from PyPI into a venv) and the Ruby binding (minitest, Ruby from
 # Debian's packages). Every step installs or starts what it needs; one shared target/ keeps builds incremental.
 set -euo pipefail
@@ -18,16 +19,18 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}"
 fi
 
-step "build (debug) and regenerate include/consulnative.h"
-cargo build --all-targets --locked 2>&1 | tail -n 3
-if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --exit-code --stat -- include/consulnative.h; then
-  echo "include/consulnative.h is stale: the build regenerated it from src/ffi. Review the diff and commit it." >&2
-  exit 1
-fi
+step "build the workspace (debug): library, dev agent binary, tests"
+cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
-step "Rust tests: unit, dev agent, agent client, TLS, C ABI against the dev agent, openssl interop"
+step "the committed C header matches the C ABI crate"
+cargo run --quiet --locked -p xtask -- header --check
+
+step "the production library holds no dev agent"
+bash scripts/check-structure.sh target/debug/libconsulnative.so
+
+step "Rust tests: core units (agent client, TLS, watches), dev agent binary, C ABI against it, openssl interop"
 mkdir -p target
-if ! cargo test --locked >target/cargo-test.log 2>&1; then
+if ! cargo test --workspace --locked >target/cargo-test.log 2>&1; then
   grep -E '^(---- |failures:|test .* FAILED)|panicked' target/cargo-test.log | head -n 40 >&2 || true
   tail -n 60 target/cargo-test.log >&2
   exit 1

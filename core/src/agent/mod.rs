@@ -2,5 +2,10 @@
 
 pub mod client;
 pub mod config;
+mod address;
+mod request;
 mod transport;
 pub mod types;
+
+#[cfg(test)]
+mod tests;

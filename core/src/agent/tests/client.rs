@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use consulnative::agent::client::{AgentClient, BlockingQuery};
-use consulnative::agent::config::AgentConfig;
-use consulnative::agent::types::{AuthorizeRequest, ServiceCheck, ServiceConnect, ServiceRegistration};
-use consulnative::Code;
+use crate::agent::client::{AgentClient, BlockingQuery};
+use crate::agent::config::AgentConfig;
+use crate::agent::types::{AuthorizeRequest, ServiceCheck, ServiceConnect, ServiceRegistration};
+use crate::error::Code;
 
 // ------------------------------------------------------------------------------------------------------------
 // The canned agent
@@ -661,7 +661,6 @@ fn unix_socket_silent_agent_times_out() {
 // ------------------------------------------------------------------------------------------------------------
 // HTTPS
 
-#[cfg(feature = "devagent")]
 mod https {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
@@ -881,7 +880,7 @@ mod https {
         // A plain http address ignores TLS files entirely.
         let ok = AgentClient::new(AgentConfig {
             address: Some("127.0.0.1:8500".into()),
-            tls: consulnative::agent::config::AgentTls { ca_file: Some(missing), ..Default::default() },
+            tls: crate::agent::config::AgentTls { ca_file: Some(missing), ..Default::default() },
             ..AgentConfig::default()
         });
         assert!(ok.is_ok());

@@ -1,0 +1,3 @@
+//! Tests of the agent HTTP client against scripted HTTP servers (TCP, Unix socket, HTTPS).
+
+mod client;

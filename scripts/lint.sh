@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# House rules, run by CI after the tests: formatting, clippy with warnings denied (undocumented unsafe blocks
+# included), mypy --strict on the Python package, Ruby's own warnings, and `cargo package` of each publishable
+# crate. Installs mypy into target/python-venv and Ruby from Debian's packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings -D clippy::undocumented_unsafe_blocks
+
+step "mypy --strict on the Python binding"
+VENV=target/python-venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c "import mypy" 2>/dev/null ||
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check mypy
+"$VENV/bin/python" -m mypy --strict bindings/python/consulnative
+
+step "ruby -w: no warnings from the Ruby binding's sources"
+command -v ruby >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ruby ruby-ffi >/dev/null; }
+warnings=$(find bindings/ruby examples/ruby benches/lang -name '*.rb' -print0 | xargs -0 -n1 ruby -wc 2>&1 | grep -v 'Syntax OK' || true)
+if [ -n "$warnings" ]; then echo "$warnings" >&2; exit 1; fi
+echo "ok"
+
+step "cargo package (core, dev agent, C ABI)"
+cargo package --workspace --exclude xtask --locked --quiet --allow-dirty 2>&1 | tail -n 5
+echo "ok"
