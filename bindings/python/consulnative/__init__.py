@@ -26,7 +26,11 @@ from ._errors import (
 )
 from ._ffi import LIBRARY_PATH, last_error, result_name, version
 from ._managed import close_all, set_logger
-from ._objects import Client, Conn, DevAgent, Event, Listener, PemKind, Peer, Refusal, Service
+from ._client import Client
+from ._conn import Conn, Peer
+from ._dev_agent import DevAgent
+from ._listener import Listener, Refusal
+from ._service import Event, PemKind, Service
 from .aio import ConnectServer
 
 __version__ = "0.1.0"

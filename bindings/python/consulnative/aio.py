@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Set, Tuple
 from ._errors import ClosedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._objects import Conn, Listener, Peer, Service
+    from ._conn import Conn, Peer
+    from ._listener import Listener
+    from ._service import Service
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 PEER_KEY = "consulnative_peer"
