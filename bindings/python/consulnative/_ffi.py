@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, c_bool, c_char_p, c_int32, c_int64, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char_p, c_int32, c_int64, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -127,19 +127,6 @@ _SIGNATURES = {
     "consulnative_conn_info": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
     "consulnative_conn_handoff": (_RESULT, [HANDLE, POINTER(c_int32)], "check"),
     "consulnative_conn_free": (None, [HANDLE], None),
-    # dev agent
-    "consulnative_dev_agent_start": (_RESULT, [c_char_p, c_char_p, c_bool, c_uint64, OUT_HANDLE], "check"),
-    "consulnative_dev_agent_address": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_trust_domain": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_set_intention": (_RESULT, [HANDLE, c_char_p, c_char_p, c_bool], "check"),
-    "consulnative_dev_agent_delete_intention": (_RESULT, [HANDLE, c_char_p, c_char_p], "check"),
-    "consulnative_dev_agent_rotate_ca": (_RESULT, [HANDLE], "check"),
-    "consulnative_dev_agent_set_fault": (_RESULT, [HANDLE, c_char_p, c_char_p, c_uint32, c_char_p], "check"),
-    "consulnative_dev_agent_clear_faults": (_RESULT, [HANDLE], "check"),
-    "consulnative_dev_agent_issue_leaf": (
-        _RESULT, [HANDLE, c_char_p, c_int64, c_int64, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_stop": (None, [HANDLE], None),
-    "consulnative_dev_agent_free": (None, [HANDLE], None),
     # library-wide
     "consulnative_version": (c_char_p, [], None),
     "consulnative_result_name": (c_char_p, [c_uint32], None),

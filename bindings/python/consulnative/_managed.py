@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, ClassVar, Dict, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional, Protocol
 
 from . import _ffi
 from ._errors import ClosedError, Result, make_error
@@ -149,7 +149,21 @@ def _closed_error(obj: object) -> ClosedError:
     return make_error(Result.CLOSED, f"this {type(obj).__name__} is closed", "closed")  # type: ignore[return-value]
 
 
-_LIVE: "weakref.WeakSet[Managed]" = weakref.WeakSet()
+class Closable(Protocol):
+    """What :func:`close_all` needs of a live object: Managed handles, and DevAgent (a child process, no handle)."""
+
+    @property
+    def _close_rank(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+_LIVE: "weakref.WeakSet[Closable]" = weakref.WeakSet()
+
+
+def track(obj: Closable) -> None:
+    """Has :func:`close_all` close ``obj`` at interpreter exit (held weakly). Managed objects track themselves."""
+    _LIVE.add(obj)
 
 # -- callbacks ------------------------------------------------------------------------------------------------------
 
