@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import _ffi
 from ._common import MAIN_IDENT, SLICE_MS, interruptible, split_address
-from ._errors import ConsulTimeoutError
+from ._errors import ConsulNativeError, ConsulTimeoutError
 from ._managed import Managed
 
 _lib = _ffi.lib
@@ -45,6 +45,9 @@ class Conn(Managed):
 
     _free_fn = _lib.consulnative_conn_free
     _close_rank = 20
+
+    #: Seconds :meth:`close` waits at most for the TLS close_notify to leave when no timeout is set.
+    CLOSE_TIMEOUT = 1.0
 
     def __init__(self, ptr: int) -> None:
         super().__init__(ptr)
@@ -165,6 +168,21 @@ class Conn(Managed):
             return
         with self._use() as ptr:
             _lib.consulnative_conn_shutdown(ptr, _ffi.timeout_ms(self._timeout))
+
+    def close(self) -> None:
+        """Closes the connection (``consulnative_conn_close``): sends TLS close_notify, waiting at most the
+        timeout set with :meth:`settimeout` (``CLOSE_TIMEOUT``, 1 s, when none is set: a peer that stops reading
+        cannot hold close() forever), then shuts the socket down both ways, so the peer reads end of stream and a
+        :meth:`recv` blocked in another thread raises :class:`ClosedError`. Idempotent. The handle itself is freed
+        once no call is using it."""
+        super().close()
+
+    def _before_free(self, ptr: int) -> None:
+        timeout = self.CLOSE_TIMEOUT if self._timeout is None else self._timeout
+        try:
+            _lib.consulnative_conn_close(ptr, _ffi.timeout_ms(timeout))
+        except ConsulNativeError:
+            pass  # close_notify not sent (peer gone, timeout): the library closed the connection anyway
 
     def makefile(self, mode: str = "r", buffering: Optional[int] = None, *, encoding: Optional[str] = None,
                  errors: Optional[str] = None, newline: Optional[str] = None) -> Any:

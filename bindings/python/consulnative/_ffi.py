@@ -124,6 +124,7 @@ _SIGNATURES = {
     "consulnative_conn_read": (_RESULT, [HANDLE, c_void_p, c_size_t, c_int64, OUT_SIZE], "check"),
     "consulnative_conn_write": (_RESULT, [HANDLE, c_void_p, c_size_t, c_int64, OUT_SIZE], "check"),
     "consulnative_conn_shutdown": (_RESULT, [HANDLE, c_int64], "check"),
+    "consulnative_conn_close": (_RESULT, [HANDLE, c_int64], "check"),
     "consulnative_conn_info": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
     "consulnative_conn_handoff": (_RESULT, [HANDLE, POINTER(c_int32)], "check"),
     "consulnative_conn_free": (None, [HANDLE], None),
