@@ -10,9 +10,10 @@
 ...         out.sendall(b"ping"); conn.recv(4)
 b'ping'
 
-Objects own their native handles: use ``with`` or ``close()``; ``__del__`` frees what is left. Timeouts are in
-seconds, ``None`` meaning no timeout. Every failure is a :class:`ConsulNativeError` subclass carrying the
-library's message. Library log lines go to ``logging.getLogger("consulnative")`` (see :func:`set_logger`).
+Objects own their native handles: use ``with`` or ``close()``; ``__del__`` frees what is left. Every timeout is
+in seconds with one meaning: ``None`` waits forever, ``0`` does not wait, a negative number raises
+:class:`ValueError` (as :meth:`socket.socket.settimeout`). Every failure is a :class:`ConsulNativeError` subclass
+carrying the library's message. Library log lines go to ``logging.getLogger("consulnative")`` (see :func:`set_logger`).
 """
 
 from __future__ import annotations

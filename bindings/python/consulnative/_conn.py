@@ -88,7 +88,8 @@ class Conn(Managed):
 
     # -- timeouts
     def settimeout(self, timeout: Optional[float]) -> None:
-        """Timeout in seconds for recv/send (None: block). On expiry they raise :class:`TimeoutError`."""
+        """Timeout in seconds for recv/send (None: block; 0: do not wait; negative: :class:`ValueError`, as for
+        :meth:`socket.socket.settimeout`). On expiry they raise :class:`TimeoutError`."""
         _ffi.timeout_ms(timeout)  # validates
         self._timeout = timeout
 

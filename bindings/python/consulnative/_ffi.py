@@ -15,6 +15,8 @@ Every function gets ``argtypes`` and ``restype``; every function returning a ``c
 from __future__ import annotations
 
 import ctypes
+import math
+import numbers
 import os
 import sys
 from ctypes import POINTER, c_char_p, c_int32, c_int64, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
@@ -193,13 +195,30 @@ def cstr(value: Optional[str]) -> Optional[bytes]:
     return value.encode("utf-8")
 
 
+# Above this many milliseconds (about 290 million years) a timeout means "forever" (the library's -1).
+_MAX_TIMEOUT_MS = 2**62
+
+
 def timeout_ms(timeout: Optional[float]) -> int:
-    """Seconds (None: no timeout) to the library's milliseconds (negative: no timeout)."""
+    """A timeout in seconds to the library's milliseconds, with the one meaning every public method of the
+    binding gives it (as the Ruby binding does): ``None`` waits forever (-1), ``0`` does not wait, a negative
+    number or NaN raises :class:`ValueError` (as :meth:`socket.socket.settimeout` does), a non-number
+    :class:`TypeError`. A positive timeout waits at least 1 ms; infinity, or more than the library can count,
+    is forever."""
     if timeout is None:
         return -1
-    if timeout < 0:
-        raise ValueError("timeout must be None or >= 0 seconds")
-    return int(round(timeout * 1000))
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if math.isnan(seconds):
+        raise ValueError("timeout must not be NaN")
+    if seconds < 0:
+        raise ValueError(f"timeout must be None (wait forever) or >= 0 seconds (0: do not wait), got {timeout!r}")
+    if seconds == 0:
+        return 0
+    if math.isinf(seconds) or seconds * 1000 > _MAX_TIMEOUT_MS:
+        return -1
+    return max(1, math.ceil(seconds * 1000))
 
 
 def version() -> str:

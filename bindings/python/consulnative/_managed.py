@@ -294,9 +294,11 @@ def set_logger(logger: Optional[logging.Logger] = _log, level: int = logging.WAR
 # -- interpreter exit -----------------------------------------------------------------------------------------------
 
 
-def close_all(wait_drops: float = 2.0) -> None:
+def close_all(wait_drops: Optional[float] = 2.0) -> None:
     """Closes every live object (listeners first, dev agents last), detaches the logger and waits up to
-    ``wait_drops`` seconds for the library to release every callback. Registered with :mod:`atexit`."""
+    ``wait_drops`` seconds for the library to release every callback (None: until it has; 0: not at all;
+    negative: :class:`ValueError`, as every timeout of this package). Registered with :mod:`atexit`."""
+    _ffi.timeout_ms(wait_drops)  # validates before anything is closed
     for obj in sorted(list(_LIVE), key=lambda o: o._close_rank):
         try:
             obj.close()
@@ -306,8 +308,8 @@ def close_all(wait_drops: float = 2.0) -> None:
         set_logger(None)
     except Exception:  # pragma: no cover
         pass
-    deadline = time.monotonic() + wait_drops
-    while _HANDLERS and time.monotonic() < deadline:
+    deadline = None if wait_drops is None else time.monotonic() + wait_drops
+    while _HANDLERS and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.01)
 
 

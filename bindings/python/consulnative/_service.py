@@ -54,7 +54,7 @@ class Service(Managed):
 
     def wait_ready(self, timeout: Optional[float] = None) -> None:
         """Waits until the service has a leaf and CA roots that verify; raises :class:`NotReady` (with the reason
-        and the last agent error) after ``timeout`` seconds (None: wait forever)."""
+        and the last agent error) after ``timeout`` seconds (None: wait forever; 0: check once, without waiting)."""
         with self._use() as ptr:
             interruptible(lambda ms: _lib.consulnative_service_wait_ready(ptr, ms), timeout, NotReady)
 
@@ -159,7 +159,7 @@ class Service(Managed):
         Without ``address``: through the agent's catalog (healthy connect-native instances, next on failure);
         raises :class:`NoInstances` if none. With ``address`` (``"host:port"`` or a tuple): directly, and the
         server must present ``service`` (a service name or a full ``spiffe://`` URI), else
-        :class:`IdentityMismatch`. ``timeout`` in seconds (None: no timeout).
+        :class:`IdentityMismatch`. ``timeout`` in seconds (None: no timeout; negative: :class:`ValueError`).
         """
         if service is None:
             raise TypeError("dial() needs the service to reach (and, with address=, the identity to expect)")

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Set, Tuple
 
 from ._errors import ClosedError
+from ._ffi import timeout_ms
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._conn import Conn, Peer
@@ -47,6 +48,7 @@ async def _streams(conn: "Conn", limit: int) -> Tuple[asyncio.StreamReader, asyn
 async def open_connection(service: "Service", target: Optional[str] = None, timeout: Optional[float] = None, *,
                           limit: int = 2**16, **dial_kwargs: Any) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Dials like :meth:`Service.dial` (in the loop's default executor) and returns asyncio ``(reader, writer)``."""
+    timeout_ms(timeout)  # a bad timeout raises here, not from the executor
     loop = asyncio.get_running_loop()
     conn = await loop.run_in_executor(None, lambda: service.dial(target, timeout, **dial_kwargs))
     try:
