@@ -139,7 +139,8 @@ class Conn(Managed):
                             continue  # pending signal handlers run here
             finally:
                 self._release()
-            return buf[: n.value]
+            # A c_char array slice is bytes (typeshed says list): only the n bytes read, no copy of the whole buffer.
+            return buf[: n.value]  # type: ignore[return-value]
         with self._use() as ptr:
             interruptible(lambda ms: _lib.consulnative_conn_read(ptr, buf, bufsize, ms, byref(n)), self._timeout,
                           ConsulTimeoutError)

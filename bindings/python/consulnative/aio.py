@@ -9,7 +9,6 @@ accept on a daemon thread per server); each verified connection is then detached
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Set, Tuple
 
