@@ -69,8 +69,9 @@ class Listener(Managed):
 
     def accept(self, timeout: Optional[float] = None) -> "Conn":
         """Waits for the next verified and authorized connection. Raises :class:`TimeoutError` after ``timeout``
-        seconds (None: forever; 0: only a connection already waiting) and :class:`ClosedError` once the listener is closed (also from another thread).
-        Refused connections never come out of here: see :meth:`on_refused`. The GIL is released while waiting."""
+        seconds (None: forever; 0: only a connection already waiting) and :class:`ClosedError` once the listener
+        is closed (also from another thread). Refused connections never come out of here: see
+        :meth:`on_refused`. The GIL is released while waiting."""
         out = c_void_p()
         with self._use() as ptr:
             interruptible(lambda ms: _lib.consulnative_listener_accept(ptr, ms, byref(out)), timeout,

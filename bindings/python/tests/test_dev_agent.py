@@ -75,7 +75,8 @@ def test_the_token_reaches_the_agent_through_its_environment_never_its_command_l
     with consulnative.DevAgent(token="s3cret-token") as agent:
         pid = agent._process.pid  # type: ignore[union-attr]
         assert b"s3cret-token" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-        assert f"{_dev_agent.TOKEN_ENV_VAR}=s3cret-token".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"{_dev_agent.TOKEN_ENV_VAR}=s3cret-token".encode() in environ
         agent.allow("web", "db")  # intentions need intentions:write: the controls send the token
         agent.delete_intention("web", "db")
     with consulnative.DevAgent() as agent, agent.client(**FAST) as client:
