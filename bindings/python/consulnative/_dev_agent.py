@@ -162,8 +162,9 @@ class DevAgent:
                 if not chunk:
                     break  # EOF: it exited
                 line += chunk
-        if line.startswith(_READY) and line.endswith(b"\n"):
-            return line[len(_READY):].strip().decode("ascii")
+        first = line.split(b"\n", 1)[0]
+        if b"\n" in line and first.startswith(_READY):
+            return first[len(_READY):].strip().decode("ascii")
         try:
             code = proc.wait(self.STOP_WAIT)
         except subprocess.TimeoutExpired:
