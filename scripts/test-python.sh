@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the library, prepares a venv with pytest, and runs the Python binding's tests under `python -X dev`.
+# Builds the library and the dev agent binary, prepares a venv with pytest, and runs the Python binding's tests
+# under `python -X dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --quiet
+# CONSULNATIVE_NO_BUILD=1 skips the build (e.g. CONSULNATIVE_LIB pointing at a prebuilt library, with the
+# consulnative-dev-agent binary beside it or in CONSULNATIVE_DEV_AGENT).
+[ -n "${CONSULNATIVE_NO_BUILD:-}" ] || cargo build --quiet
 PY="${PYTHON:-python3}"
 VENV=target/python-venv
 if [ ! -x "$VENV/bin/python" ]; then

@@ -19,6 +19,10 @@ Metrics (every figure is a rate, higher is better):
 Runs alternate library, baseline, library, baseline... so machine noise hits both; each figure is the median of
 the runs, with the spread (min..max). Everything stays on 127.0.0.1 and is bounded in time and count. ``--smoke``
 only checks that figures come out (a few seconds), never that they beat anything.
+
+The dev agent (certificates, the authorize call of each library handshake) is the ``consulnative-dev-agent``
+binary in a child process (``cargo build --release`` builds it beside the library), so its CPU time and context
+switches are not in this process's figures; before the in-process agent was removed from the library they were.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ if __name__ == "__main__" and not Path(os.environ["CONSULNATIVE_LIB"]).is_file()
     sys.exit(2)
 
 import consulnative  # noqa: E402
+from consulnative._dev_agent import find_binary as find_dev_agent  # noqa: E402
 
 MESSAGE = bytes(range(64))
 MAX_OPS = 2_000_000
@@ -425,6 +430,11 @@ def main() -> int:
     p.add_argument("--only", choices=("handshakes", "echo"), help="run one metric (for profiling)")
     p.add_argument("--explain", action="store_true", help="print the analysis of the gaps after the table")
     args = p.parse_args()
+    try:
+        find_dev_agent()  # a clear message now rather than a traceback from DevAgent() later
+    except FileNotFoundError as e:
+        print(f"python_bench: {e}", file=sys.stderr)
+        return 2
     args.runs = args.runs or (2 if args.smoke else 15)
     args.seconds = args.seconds or (0.25 if args.smoke else 0.7)
     args.warmup = 0.1 if args.smoke else 0.5

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""asyncio on Connect: an echo server and a client in one process, against an in-process dev agent.
+"""asyncio on Connect: an echo server and a client in one process, against a dev agent it starts itself (the
+consulnative-dev-agent binary as a child process, found beside the library; stopped when this script ends).
 
     PYTHONPATH=bindings/python python3 examples/python/asyncio_echo.py
 """

@@ -10,9 +10,10 @@
 ...         out.sendall(b"ping"); conn.recv(4)
 b'ping'
 
-Objects own their native handles: use ``with`` or ``close()``; ``__del__`` frees what is left. Timeouts are in
-seconds, ``None`` meaning no timeout. Every failure is a :class:`ConsulNativeError` subclass carrying the
-library's message. Library log lines go to ``logging.getLogger("consulnative")`` (see :func:`set_logger`).
+Objects own their native handles: use ``with`` or ``close()``; ``__del__`` frees what is left. Every timeout is
+in seconds with one meaning: ``None`` waits forever, ``0`` does not wait, a negative number raises
+:class:`ValueError` (as :meth:`socket.socket.settimeout`). Every failure is a :class:`ConsulNativeError` subclass
+carrying the library's message. Library log lines go to ``logging.getLogger("consulnative")`` (see :func:`set_logger`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from ._errors import (
 )
 from ._ffi import LIBRARY_PATH, last_error, result_name, version
 from ._managed import close_all, set_logger
-from ._objects import Client, Conn, DevAgent, Event, Listener, PemKind, Peer, Refusal, Service
+from ._client import Client
+from ._conn import Conn, Peer
+from ._dev_agent import DevAgent
+from ._listener import Listener, Refusal
+from ._service import Event, PemKind, Service
 from .aio import ConnectServer
 
 __version__ = "0.1.0"

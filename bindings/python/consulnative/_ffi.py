@@ -15,9 +15,11 @@ Every function gets ``argtypes`` and ``restype``; every function returning a ``c
 from __future__ import annotations
 
 import ctypes
+import math
+import numbers
 import os
 import sys
-from ctypes import POINTER, c_bool, c_char_p, c_int32, c_int64, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char_p, c_int32, c_int64, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -124,22 +126,10 @@ _SIGNATURES = {
     "consulnative_conn_read": (_RESULT, [HANDLE, c_void_p, c_size_t, c_int64, OUT_SIZE], "check"),
     "consulnative_conn_write": (_RESULT, [HANDLE, c_void_p, c_size_t, c_int64, OUT_SIZE], "check"),
     "consulnative_conn_shutdown": (_RESULT, [HANDLE, c_int64], "check"),
+    "consulnative_conn_close": (_RESULT, [HANDLE, c_int64], "check"),
     "consulnative_conn_info": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
     "consulnative_conn_handoff": (_RESULT, [HANDLE, POINTER(c_int32)], "check"),
     "consulnative_conn_free": (None, [HANDLE], None),
-    # dev agent
-    "consulnative_dev_agent_start": (_RESULT, [c_char_p, c_char_p, c_bool, c_uint64, OUT_HANDLE], "check"),
-    "consulnative_dev_agent_address": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_trust_domain": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_set_intention": (_RESULT, [HANDLE, c_char_p, c_char_p, c_bool], "check"),
-    "consulnative_dev_agent_delete_intention": (_RESULT, [HANDLE, c_char_p, c_char_p], "check"),
-    "consulnative_dev_agent_rotate_ca": (_RESULT, [HANDLE], "check"),
-    "consulnative_dev_agent_set_fault": (_RESULT, [HANDLE, c_char_p, c_char_p, c_uint32, c_char_p], "check"),
-    "consulnative_dev_agent_clear_faults": (_RESULT, [HANDLE], "check"),
-    "consulnative_dev_agent_issue_leaf": (
-        _RESULT, [HANDLE, c_char_p, c_int64, c_int64, c_void_p, c_size_t, OUT_SIZE], "text"),
-    "consulnative_dev_agent_stop": (None, [HANDLE], None),
-    "consulnative_dev_agent_free": (None, [HANDLE], None),
     # library-wide
     "consulnative_version": (c_char_p, [], None),
     "consulnative_result_name": (c_char_p, [c_uint32], None),
@@ -205,13 +195,30 @@ def cstr(value: Optional[str]) -> Optional[bytes]:
     return value.encode("utf-8")
 
 
+# Above this many milliseconds (about 290 million years) a timeout means "forever" (the library's -1).
+_MAX_TIMEOUT_MS = 2**62
+
+
 def timeout_ms(timeout: Optional[float]) -> int:
-    """Seconds (None: no timeout) to the library's milliseconds (negative: no timeout)."""
+    """A timeout in seconds to the library's milliseconds, with the one meaning every public method of the
+    binding gives it (as the Ruby binding does): ``None`` waits forever (-1), ``0`` does not wait, a negative
+    number or NaN raises :class:`ValueError` (as :meth:`socket.socket.settimeout` does), a non-number
+    :class:`TypeError`. A positive timeout waits at least 1 ms; infinity, or more than the library can count,
+    is forever."""
     if timeout is None:
         return -1
-    if timeout < 0:
-        raise ValueError("timeout must be None or >= 0 seconds")
-    return int(round(timeout * 1000))
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if math.isnan(seconds):
+        raise ValueError("timeout must not be NaN")
+    if seconds < 0:
+        raise ValueError(f"timeout must be None (wait forever) or >= 0 seconds (0: do not wait), got {timeout!r}")
+    if seconds == 0:
+        return 0
+    if math.isinf(seconds) or seconds * 1000 > _MAX_TIMEOUT_MS:
+        return -1
+    return max(1, math.ceil(seconds * 1000))
 
 
 def version() -> str:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, ClassVar, Dict, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional, Protocol
 
 from . import _ffi
 from ._errors import ClosedError, Result, make_error
@@ -149,7 +149,21 @@ def _closed_error(obj: object) -> ClosedError:
     return make_error(Result.CLOSED, f"this {type(obj).__name__} is closed", "closed")  # type: ignore[return-value]
 
 
-_LIVE: "weakref.WeakSet[Managed]" = weakref.WeakSet()
+class Closable(Protocol):
+    """What :func:`close_all` needs of a live object: Managed handles, and DevAgent (a child process, no handle)."""
+
+    @property
+    def _close_rank(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+_LIVE: "weakref.WeakSet[Closable]" = weakref.WeakSet()
+
+
+def track(obj: Closable) -> None:
+    """Has :func:`close_all` close ``obj`` at interpreter exit (held weakly). Managed objects track themselves."""
+    _LIVE.add(obj)
 
 # -- callbacks ------------------------------------------------------------------------------------------------------
 
@@ -280,9 +294,11 @@ def set_logger(logger: Optional[logging.Logger] = _log, level: int = logging.WAR
 # -- interpreter exit -----------------------------------------------------------------------------------------------
 
 
-def close_all(wait_drops: float = 2.0) -> None:
+def close_all(wait_drops: Optional[float] = 2.0) -> None:
     """Closes every live object (listeners first, dev agents last), detaches the logger and waits up to
-    ``wait_drops`` seconds for the library to release every callback. Registered with :mod:`atexit`."""
+    ``wait_drops`` seconds for the library to release every callback (None: until it has; 0: not at all;
+    negative: :class:`ValueError`, as every timeout of this package). Registered with :mod:`atexit`."""
+    _ffi.timeout_ms(wait_drops)  # validates before anything is closed
     for obj in sorted(list(_LIVE), key=lambda o: o._close_rank):
         try:
             obj.close()
@@ -292,8 +308,8 @@ def close_all(wait_drops: float = 2.0) -> None:
         set_logger(None)
     except Exception:  # pragma: no cover
         pass
-    deadline = time.monotonic() + wait_drops
-    while _HANDLERS and time.monotonic() < deadline:
+    deadline = None if wait_drops is None else time.monotonic() + wait_drops
+    while _HANDLERS and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.01)
 
 

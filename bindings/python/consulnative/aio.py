@@ -9,14 +9,16 @@ accept on a daemon thread per server); each verified connection is then detached
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Set, Tuple
 
 from ._errors import ClosedError
+from ._ffi import timeout_ms
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._objects import Conn, Listener, Peer, Service
+    from ._conn import Conn, Peer
+    from ._listener import Listener
+    from ._service import Service
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 PEER_KEY = "consulnative_peer"
@@ -45,6 +47,7 @@ async def _streams(conn: "Conn", limit: int) -> Tuple[asyncio.StreamReader, asyn
 async def open_connection(service: "Service", target: Optional[str] = None, timeout: Optional[float] = None, *,
                           limit: int = 2**16, **dial_kwargs: Any) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Dials like :meth:`Service.dial` (in the loop's default executor) and returns asyncio ``(reader, writer)``."""
+    timeout_ms(timeout)  # a bad timeout raises here, not from the executor
     loop = asyncio.get_running_loop()
     conn = await loop.run_in_executor(None, lambda: service.dial(target, timeout, **dial_kwargs))
     try:

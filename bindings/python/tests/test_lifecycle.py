@@ -70,27 +70,39 @@ def test_children_keep_working_after_their_parents_are_closed():
         client.service("x")
 
 
-def test_close_from_another_thread_waits_for_the_blocked_call_instead_of_freeing_under_it(ready):
+@pytest.mark.parametrize("reader_timeout", [None, 30.0], ids=["blocking", "with-timeout"])
+def test_close_from_another_thread_wakes_a_blocked_recv_with_closed_and_the_peer_reads_eof(ready, reader_timeout):
     db, web = ready("db"), ready("web")
     with db.listen() as listener:
         out = web.dial("db", address=listener.address, timeout=5)
         conn = listener.accept(timeout=5)
-        errors = []
+        conn.settimeout(reader_timeout)
+        got = []
+        started = threading.Event()
 
         def reader() -> None:
+            started.set()
             try:
-                errors.append(conn.recv(10))
+                got.append(conn.recv(10))
             except consulnative.ConsulNativeError as e:
-                errors.append(e)
+                got.append(e)
 
         t = threading.Thread(target=reader)
         t.start()
-        time.sleep(0.2)
-        conn.close()  # the read is in flight: the free is deferred until it returns
-        assert conn.closed and t.is_alive()
-        out.sendall(b"wake")
+        assert started.wait(5)
+        time.sleep(0.2)  # the read is in flight
+        assert t.is_alive()
+        start = time.monotonic()
+        conn.close()  # wakes the read; the handle is freed only once the read has returned
         t.join(5)
-        assert errors == [b"wake"]
+        assert not t.is_alive() and time.monotonic() - start < 3
+        assert len(got) == 1 and isinstance(got[0], consulnative.ClosedError), got
+        assert conn.closed
+        with pytest.raises(consulnative.ClosedError):
+            conn.recv(1)
+        out.settimeout(5)
+        assert out.recv(10) == b"", "the peer reads end of stream"
+        conn.close()  # idempotent
         out.close()
 
 

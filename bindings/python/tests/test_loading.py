@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import consulnative
 
 PACKAGE = Path(consulnative.__file__).resolve().parent
-REPO = PACKAGE.parents[2]
 SHOW = "import consulnative; print(consulnative.LIBRARY_PATH); print(consulnative.version())"
 
 
@@ -35,13 +36,25 @@ def test_environment_variable_wins_and_a_missing_file_is_a_clear_error(tmp_path)
     assert bad.returncode != 0 and "CONSULNATIVE_LIB" in bad.stderr
 
 
-def test_without_the_variable_the_build_output_of_the_checkout_is_used():
-    out = _run(None, PACKAGE.parent)
+@pytest.mark.parametrize("builds", [("debug", "release"), ("release",)])
+def test_without_the_variable_the_build_output_of_the_checkout_is_used(tmp_path, builds):
+    # A checkout of our own (this one may have no build: CONSULNATIVE_LIB can point elsewhere): the package at
+    # bindings/python/consulnative, the library in target/debug and/or target/release; debug wins.
+    lib = Path(consulnative.LIBRARY_PATH)
+    checkout = tmp_path / "checkout"
+    shutil.copytree(PACKAGE, checkout / "bindings" / "python" / "consulnative",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for build in builds:
+        (checkout / "target" / build).mkdir(parents=True)
+        (checkout / "target" / build / lib.name).symlink_to(lib.resolve())
+    out = _run(None, checkout / "bindings" / "python")
     assert out.returncode == 0, out.stderr
-    found = Path(out.stdout.splitlines()[0])
-    beside = PACKAGE / found.name
-    expected = beside if beside.exists() else REPO / "target" / "debug" / found.name
-    assert found == expected
+    assert out.stdout.splitlines()[0] == str(checkout / "target" / builds[0] / lib.name)
+    nothing = tmp_path / "empty-checkout"
+    shutil.copytree(PACKAGE, nothing / "bindings" / "python" / "consulnative",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    missing = _run(None, nothing / "bindings" / "python")
+    assert missing.returncode != 0 and "CONSULNATIVE_LIB" in missing.stderr and "cargo build" in missing.stderr
 
 
 def test_a_copy_beside_the_package_is_preferred_to_the_build_output(tmp_path):
