@@ -569,6 +569,10 @@ static dev_agent_result request(const dev_agent *a, const char *method, const ch
                            method, target, a->address, body_len, a->token ? "X-Consul-Token: " : "",
                            a->token ? a->token : "", a->token ? "\r\n" : "", body ? body : "");
     int64_t deadline = now_ms() + REQUEST_TIMEOUT_MS;
+    if (req_len < 0 || (size_t)req_len >= cap) {
+        rc = fail(DEV_AGENT_ERR_ARGUMENT, "%s %s: request does not fit its buffer", method, target);
+        goto done;
+    }
 
 #ifdef SOCK_CLOEXEC
     fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
