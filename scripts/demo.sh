@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The quick start: builds libconsulnative (release), compiles the C demo against it and runs it.
-# The demo starts an embedded Consul dev agent, so no Consul is needed. Exit status is the demo's.
+# The quick start: builds libconsulnative and the dev agent binary (release), compiles the C demo against the
+# library and runs it. The demo runs target/release/consulnative-dev-agent as a child process (or the binary named
+# by CONSULNATIVE_DEV_AGENT, which wins), so no Consul is needed. Exit status is the demo's.
+# CONSULNATIVE_NO_BUILD=1 skips cargo (target/release is already built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> cargo build --release" >&2
-cargo build --release --quiet
+if [ -z "${CONSULNATIVE_NO_BUILD:-}" ]; then
+    echo "==> cargo build --release" >&2
+    cargo build --release --quiet
+fi
 
 echo "==> compiling examples/c/demo.c" >&2
 make --no-print-directory -s -C examples/c \
@@ -13,4 +17,4 @@ make --no-print-directory -s -C examples/c \
     "$PWD/target/c-examples/release/demo" "$PWD/target/c-examples/release/lib/libconsulnative.so.0"
 
 echo "==> running the demo" >&2
-exec ./target/c-examples/release/demo
+exec ./target/c-examples/release/demo "$PWD/target/release/consulnative-dev-agent"

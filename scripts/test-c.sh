@@ -4,10 +4,22 @@
 #       runtime's threads do not), (b) the demo and null_args_test built with -fsanitize=address,undefined,
 #       LeakSanitizer on, (c) echo_server + echo_client as two processes against the dev agent binary,
 #       (d) null_args_test (every export with NULL/invalid arguments) under valgrind.
+# The demo and null_args_test start the dev agent binary themselves (examples/c/dev_agent.c), found through
+# CONSULNATIVE_DEV_AGENT, which this script sets.
 # Last line: `c-tests: N passed, M failed`; exit status 0 only when nothing failed.
+#
+# Environment (all optional):
+#   CONSULNATIVE_NO_BUILD=1   skip `cargo build` (use a library and agent built elsewhere)
+#   LIBDIR                    directory of libconsulnative.so            (default: target/debug)
+#   INCLUDE                   directory of consulnative.h                (default: include)
+#   CONSULNATIVE_DEV_AGENT    the consulnative-dev-agent binary          (default: target/debug/consulnative-dev-agent)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+LIBDIR=${LIBDIR:-$ROOT/target/debug}
+INCLUDE=${INCLUDE:-$ROOT/include}
+AGENT=${CONSULNATIVE_DEV_AGENT:-$ROOT/target/debug/consulnative-dev-agent}
+export CONSULNATIVE_DEV_AGENT=$AGENT
 DBG=$ROOT/target/c-examples/debug
 ASAN=$ROOT/target/c-examples/asan
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/consulnative-c-tests.XXXXXX")
@@ -34,12 +46,25 @@ run() {
 # Waits up to $2 seconds for file $1 to be non-empty.
 wait_file() { for _ in $(seq $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
 
-echo "==> cargo build (debug)"
-cargo build --quiet || { echo "c-tests: 0 passed, 1 failed"; exit 1; }
+if [ -n "${CONSULNATIVE_NO_BUILD:-}" ]; then
+    echo "==> cargo build skipped (CONSULNATIVE_NO_BUILD)"
+else
+    echo "==> cargo build (debug)"
+    cargo build --quiet || { echo "c-tests: 0 passed, 1 failed"; exit 1; }
+fi
+if [ ! -x "$AGENT" ]; then
+    echo "FAIL - dev agent binary $AGENT is not an executable file (set CONSULNATIVE_DEV_AGENT)"
+    echo "c-tests: 0 passed, 1 failed"
+    exit 1
+fi
+echo "    library $LIBDIR, header $INCLUDE, dev agent $AGENT"
 
 echo "==> building the C examples (plain and with AddressSanitizer/UBSan)"
-run "build examples against target/debug" "$WORK/build.log" make -s -C examples/c OUT="$DBG"
-run "build examples with -fsanitize=address,undefined" "$WORK/build-asan.log" make -s -C examples/c SAN=1 OUT="$ASAN"
+# -B: the binaries may have been built against another LIBDIR/INCLUDE, which make cannot tell from timestamps.
+MAKEVARS=(-B LIBDIR="$LIBDIR" INCLUDE="$INCLUDE")
+run "build examples against $LIBDIR" "$WORK/build.log" make -s -C examples/c "${MAKEVARS[@]}" OUT="$DBG"
+run "build examples with -fsanitize=address,undefined" "$WORK/build-asan.log" \
+    make -s -C examples/c "${MAKEVARS[@]}" SAN=1 OUT="$ASAN"
 
 # ---- (a) + (d): valgrind ----------------------------------------------------------------------------------------
 # valgrind.supp holds two false positives of ring's AES-GCM assembly (see the file); nothing else is suppressed.
@@ -75,7 +100,7 @@ fi
 
 # ---- (c) echo_server + echo_client, two processes, against the dev agent binary -----------------------------------
 echo "==> (c) echo_server and echo_client against consulnative-dev-agent"
-"$ROOT/target/debug/consulnative-dev-agent" --http-addr 127.0.0.1:0 --addr-file "$WORK/agent.addr" \
+"$AGENT" --http-addr 127.0.0.1:0 --addr-file "$WORK/agent.addr" \
     >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 if wait_file "$WORK/agent.addr" 20; then

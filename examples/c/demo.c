@@ -1,13 +1,20 @@
 /*
  * demo: libconsulnative end to end, in one process, without Consul.
  *
- * Starts the embedded dev agent, creates the services `web` and `db`, and shows:
+ * Starts a dev agent (the consulnative-dev-agent binary, as a child process: see dev_agent.h), creates the services
+ * `web` and `db`, and shows:
  *   1. an allow intention web => db: web dials db, the echo works, both sides see the other's SPIFFE ID;
  *   2. a deny intention: db refuses the connection and says why (the agent's reason), web sees it closed;
  *   3. a CA rotation: an open connection keeps working, db gets a new leaf, a new connection presents it.
- * Exits 0 only if every step behaved as expected. Run it with `bash scripts/demo.sh`.
+ * Exits 0 only if every step behaved as expected. Run it with `bash scripts/demo.sh`, or
+ *
+ *   demo [PATH-TO-consulnative-dev-agent]
+ *
+ * The dev agent binary is $CONSULNATIVE_DEV_AGENT if set, else the path given, else found in PATH.
  */
 #include <consulnative.h>
+
+#include "dev_agent.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +49,12 @@ static const char *last_error(void) {
 static bool call_ok(uint32_t rc, const char *what) {
     if (rc != CONSULNATIVE_RESULT_OK) ok(false, "%s: %s: %s", what, consulnative_result_name(rc), last_error());
     return rc == CONSULNATIVE_RESULT_OK;
+}
+
+/* Fails the demo with the helper's message when a dev agent call did not succeed. */
+static bool agent_ok(dev_agent_result rc, const char *what) {
+    if (rc != DEV_AGENT_OK) ok(false, "%s: %s", what, dev_agent_last_error());
+    return rc == DEV_AGENT_OK;
 }
 
 /* The string value of "key" in the library's compact JSON (enough for status and conn_info). */
@@ -137,8 +150,13 @@ static bool echo_roundtrip(const consulnative_conn *web_side, const consulnative
     return memcmp(buf, msg, len) == 0;
 }
 
-int main(void) {
-    consulnative_dev_agent *agent = NULL;
+int main(int argc, char **argv) {
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: %s [PATH-TO-consulnative-dev-agent]   ($CONSULNATIVE_DEV_AGENT wins; else PATH)\n",
+                argv[0]);
+        return 2;
+    }
+    dev_agent *agent = NULL;
     consulnative_config *config = NULL;
     consulnative_client *client = NULL;
     consulnative_service *web = NULL, *db = NULL;
@@ -151,10 +169,13 @@ int main(void) {
     printf("libconsulnative %s demo\n\n", consulnative_version());
 
     printf("0. Start a dev agent (default policy: deny) and the services web and db\n");
-    if (!call_ok(consulnative_dev_agent_start(NULL, NULL, false, 0, &agent), "start dev agent")) goto done;
-    consulnative_dev_agent_address(agent, agent_addr, sizeof agent_addr, &n);
-    consulnative_dev_agent_trust_domain(agent, trust_domain, sizeof trust_domain, &n);
+    dev_agent_options agent_options = {.binary = argc == 2 ? argv[1] : NULL, .default_deny = true};
+    if (!agent_ok(dev_agent_start(&agent_options, &agent), "start dev agent") ||
+        !agent_ok(dev_agent_trust_domain(agent, trust_domain, sizeof trust_domain), "read the trust domain"))
+        goto done;
+    snprintf(agent_addr, sizeof agent_addr, "%s", dev_agent_address(agent));
     ok(true, "dev agent at http://%s, trust domain %s", agent_addr, trust_domain);
+    printf("     binary: %s\n", dev_agent_binary(agent));
     /* A real program would just use the environment (CONSUL_HTTP_ADDR): consulnative_client_new(NULL, &client). */
     if (!call_ok(consulnative_config_new(&config), "config") ||
         !call_ok(consulnative_config_set(config, "address", agent_addr), "config address") ||
@@ -172,8 +193,8 @@ int main(void) {
     ok(true, "db listens on %s", listen_addr);
 
     printf("\n1. Intention web => db: allow\n");
-    consulnative_dev_agent_set_intention(agent, "web", "db", true);
-    if (!call_ok(consulnative_service_dial_address(web, listen_addr, "db", NULL, WAIT_MS, &c1), "web dials db") ||
+    if (!agent_ok(dev_agent_set_intention(agent, "web", "db", true), "set intention web => db allow") ||
+        !call_ok(consulnative_service_dial_address(web, listen_addr, "db", NULL, WAIT_MS, &c1), "web dials db") ||
         !call_ok(consulnative_listener_accept(listener, WAIT_MS, &s1), "db accepts"))
         goto done;
     ok(true, "web connected to db, db accepted the connection");
@@ -185,7 +206,7 @@ int main(void) {
     c1 = s1 = NULL;
 
     printf("\n2. Intention web => db: deny\n");
-    consulnative_dev_agent_set_intention(agent, "web", "db", false);
+    if (!agent_ok(dev_agent_set_intention(agent, "web", "db", false), "set intention web => db deny")) goto done;
     uint32_t rc = consulnative_service_dial_address(web, listen_addr, "db", NULL, WAIT_MS, &c1);
     uint32_t dial_rc = rc;
     const char *dial_error = rc ? last_error() : "";
@@ -222,8 +243,8 @@ int main(void) {
     c1 = s1 = NULL;
 
     printf("\n3. CA rotation with a connection open (intention back to allow)\n");
-    consulnative_dev_agent_set_intention(agent, "web", "db", true);
-    if (!call_ok(consulnative_service_dial_address(web, listen_addr, "db", NULL, WAIT_MS, &c2), "web dials db") ||
+    if (!agent_ok(dev_agent_set_intention(agent, "web", "db", true), "set intention web => db allow") ||
+        !call_ok(consulnative_service_dial_address(web, listen_addr, "db", NULL, WAIT_MS, &c2), "web dials db") ||
         !call_ok(consulnative_listener_accept(listener, WAIT_MS, &s2), "db accepts"))
         goto done;
     char old_serial[128], old_root[256], new_serial[128];
@@ -233,7 +254,7 @@ int main(void) {
            strcmp(peer_field(c2, "serial", text, sizeof text), old_serial) == 0,
        "connection A echoes; db presents leaf serial %s", old_serial);
     consulnative_service_add_callback(db, on_change, NULL, NULL, &callback_id);
-    if (!call_ok(consulnative_dev_agent_rotate_ca(agent), "rotate CA")) goto done;
+    if (!agent_ok(dev_agent_rotate_ca(agent), "rotate CA")) goto done;
     ok(true, "the agent rotated its CA (old root %.23s...)", old_root);
     ok(echo_roundtrip(c2, s2, "during rotation\n"), "connection A still echoes");
 
@@ -275,7 +296,7 @@ done:
     consulnative_service_free(db);
     consulnative_client_free(client);
     consulnative_config_free(config);
-    consulnative_dev_agent_free(agent);
+    agent_ok(dev_agent_stop(agent), "stop dev agent"); /* NULL: nothing to stop */
     printf("\n%s\n", failures ? "\u2717 Some steps did not behave as expected." : "\u2713 Every step behaved as expected.");
     return failures ? 1 : 0;
 }

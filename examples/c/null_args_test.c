@@ -3,13 +3,16 @@
  * NULL strings, invalid UTF-8, short buffers, unknown keys and kinds) and checks that each returns the documented
  * result code, with a message naming the argument, and never crashes. Run under valgrind by scripts/test-c.sh.
  * Prints `null_args_test: N passed, M failed`; exits non-zero on any failure.
+ *
+ *   null_args_test [PATH-TO-consulnative-dev-agent]   ($CONSULNATIVE_DEV_AGENT wins; else PATH)
  */
 #include <consulnative.h>
+
+#include "dev_agent.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int passed = 0, failed = 0;
 static const char BAD[] = "\xff\xfe not UTF-8 \xc3\x28";
@@ -47,8 +50,8 @@ static void on_event(void *userdata, uint32_t event) { (void)userdata; (void)eve
 static void on_refused(void *u, uint32_t r, const char *a, const char *p, const char *m) { (void)u; (void)r; (void)a; (void)p; (void)m; }
 static int32_t peer_check(void *u, const char *uri, const char *svc) { (void)u; (void)uri; (void)svc; return 0; }
 
-int main(void) {
-    consulnative_dev_agent *agent = NULL;
+int main(int argc, char **argv) {
+    dev_agent *agent = NULL;
     consulnative_config *cfg = NULL;
     consulnative_client *client = NULL;
     consulnative_service *svc = NULL;
@@ -58,8 +61,6 @@ int main(void) {
     size_t n = 0;
     uint64_t id = 0, a = 0, r = 0;
     int32_t fd = -1;
-    void *out = NULL;
-    int64_t now = (int64_t)time(NULL);
 
     /* ---- library-wide ---- */
     EXPECT_TRUE(consulnative_version() != NULL && strlen(consulnative_version()) > 0);
@@ -69,70 +70,23 @@ int main(void) {
     EXPECT_TRUE(strcmp(consulnative_result_name(UINT32_MAX), "unknown result") == 0);
     EXPECT(consulnative_set_logger(NULL, NULL, CONSULNATIVE_LOG_LEVEL_INFO), 0, NULL);
 
-    /* ---- dev agent (a real one, so the other handles below are real) ---- */
-    EXPECT(consulnative_dev_agent_start(NULL, NULL, true, 0, NULL), NUL, "`out`");
-    EXPECT(consulnative_dev_agent_start("not an address", NULL, true, 0, (consulnative_dev_agent **)&out), INV, "http_address");
-    EXPECT(consulnative_dev_agent_start(BAD, NULL, true, 0, (consulnative_dev_agent **)&out), INV, "`http_address`");
-    EXPECT(consulnative_dev_agent_start(NULL, BAD, true, 0, (consulnative_dev_agent **)&out), INV, "`acl_token`");
-    EXPECT_TRUE(out == NULL); /* out-params are written only on success */
-    EXPECT(consulnative_dev_agent_start(NULL, NULL, true, 0, &agent), 0, NULL);
-    if (!agent) { printf("null_args_test: cannot start the dev agent: %s\n", last_error()); return 1; }
-
-    EXPECT(consulnative_dev_agent_address(NULL, buf, sizeof buf, &n), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_address(agent, buf, sizeof buf, NULL), NUL, "`out_n`");
-    n = 0;
-    EXPECT(consulnative_dev_agent_address(agent, NULL, 0, &n), SMALL, NULL);
-    EXPECT_TRUE(n > 0);
-    EXPECT(consulnative_dev_agent_address(agent, buf, n, &n), SMALL, NULL); /* no room for the NUL */
-    EXPECT(consulnative_dev_agent_address(agent, buf, n + 1, &n), 0, NULL);
-    EXPECT_TRUE(strlen(buf) == n);
-    snprintf(addr, sizeof addr, "%.127s", buf);
-    EXPECT(consulnative_dev_agent_trust_domain(NULL, buf, sizeof buf, &n), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_trust_domain(agent, buf, sizeof buf, NULL), NUL, "`out_n`");
-    EXPECT(consulnative_dev_agent_trust_domain(agent, buf, 3, &n), SMALL, NULL);
-    EXPECT(consulnative_dev_agent_set_intention(NULL, "web", "db", true), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_set_intention(agent, NULL, "db", true), NUL, "`source`");
-    EXPECT(consulnative_dev_agent_set_intention(agent, "web", NULL, true), NUL, "`destination`");
-    EXPECT(consulnative_dev_agent_set_intention(agent, BAD, "db", true), INV, "`source`");
-    EXPECT(consulnative_dev_agent_set_intention(agent, "web", BAD, true), INV, "`destination`");
-    EXPECT(consulnative_dev_agent_delete_intention(NULL, "web", "db"), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_delete_intention(agent, NULL, "db"), NUL, "`source`");
-    EXPECT(consulnative_dev_agent_delete_intention(agent, "web", NULL), NUL, "`destination`");
-    EXPECT(consulnative_dev_agent_delete_intention(agent, BAD, "db"), INV, "`source`");
-    EXPECT(consulnative_dev_agent_rotate_ca(NULL), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_set_fault(NULL, "all", "malformed", 0, NULL), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_set_fault(agent, NULL, "malformed", 0, NULL), NUL, "`endpoint`");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "all", NULL, 0, NULL), NUL, "`kind`");
-    EXPECT(consulnative_dev_agent_set_fault(agent, BAD, "malformed", 0, NULL), INV, "`endpoint`");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "all", BAD, 0, NULL), INV, "`kind`");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "nowhere", "malformed", 0, NULL), INV, "nowhere");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "all", "explode", 0, NULL), INV, "explode");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "all", "status", 70000, "x"), INV, "70000");
-    EXPECT(consulnative_dev_agent_set_fault(agent, "all", "status", 500, BAD), INV, "`body`");
-    EXPECT(consulnative_dev_agent_clear_faults(NULL), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_clear_faults(agent), 0, NULL);
-    EXPECT(consulnative_dev_agent_issue_leaf(NULL, "web", now, now + 60, buf, sizeof buf, &n), NUL, "`agent`");
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, NULL, now, now + 60, buf, sizeof buf, &n), NUL, "`service`");
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, BAD, now, now + 60, buf, sizeof buf, &n), INV, "`service`");
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, "web", now, now + 60, buf, sizeof buf, NULL), NUL, "`out_n`");
-    n = 0;
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, "web", now, now + 60, NULL, 0, &n), SMALL, NULL);
-    EXPECT_TRUE(n > 100);
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, "web", now, now + 60, buf, sizeof buf, &n), 0, NULL);
-    EXPECT_TRUE(strstr(buf, "CertPEM") != NULL);
-    EXPECT(consulnative_dev_agent_issue_leaf(agent, "web", INT64_MIN, INT64_MAX, buf, sizeof buf, &n), INV, "outside");
-    consulnative_dev_agent_stop(NULL);
-    consulnative_dev_agent_free(NULL);
+    /* ---- a dev agent (the binary, through the dev_agent helper), so the handles below are real ---- */
+    dev_agent_options agent_options = {.binary = argc > 1 ? argv[1] : NULL};
+    if (dev_agent_start(&agent_options, &agent) != DEV_AGENT_OK) {
+        printf("null_args_test: cannot start the dev agent: %s\n", dev_agent_last_error());
+        return 1;
+    }
+    snprintf(addr, sizeof addr, "%s", dev_agent_address(agent));
 
     /* ---- last_error: a short buffer reports the length and keeps the message ---- */
-    EXPECT(consulnative_dev_agent_rotate_ca(NULL), NUL, "`agent`");
+    EXPECT(consulnative_service_wait_ready(NULL, 0), NUL, "`service`");
     n = 0;
     EXPECT(consulnative_last_error(NULL, 0, &n), SMALL, NULL);
-    EXPECT_TRUE(n == strlen("argument `agent` is NULL"));
+    EXPECT_TRUE(n == strlen("argument `service` is NULL"));
     EXPECT(consulnative_last_error(buf, 4, &n), SMALL, NULL);
     EXPECT(consulnative_last_error(buf, sizeof buf, NULL), NUL, NULL);
     EXPECT(consulnative_last_error(buf, sizeof buf, &n), 0, NULL);
-    EXPECT_TRUE(strcmp(buf, "argument `agent` is NULL") == 0);
+    EXPECT_TRUE(strcmp(buf, "argument `service` is NULL") == 0);
 
     /* ---- config ---- */
     EXPECT(consulnative_config_new(NULL), NUL, "`out`");
@@ -271,6 +225,18 @@ int main(void) {
     EXPECT(consulnative_conn_handoff(NULL, &fd), NUL, "`conn`");
     EXPECT(consulnative_conn_handoff(conn, NULL), NUL, "`out_fd`");
     EXPECT_TRUE(fd == -1);
+
+    /* ---- conn_close: NULL is rejected; closing twice is fine; a closed connection reads and writes CLOSED ---- */
+    EXPECT(consulnative_conn_close(NULL, 1000), NUL, "`conn`");
+    EXPECT(consulnative_conn_close(conn, 1000), 0, NULL);
+    EXPECT(consulnative_conn_close(conn, 1000), 0, NULL);
+    EXPECT(consulnative_conn_close(conn, 0), 0, NULL);
+    EXPECT(consulnative_conn_read(conn, (uint8_t *)buf, sizeof buf, 1000, &n), CONSULNATIVE_RESULT_CLOSED, NULL);
+    EXPECT(consulnative_conn_write(conn, (const uint8_t *)"x", 1, 1000, &n), CONSULNATIVE_RESULT_CLOSED, NULL);
+    EXPECT(consulnative_conn_info(conn, buf, sizeof buf, &n), 0, NULL); /* the handle stays valid until free */
+    n = 1;
+    EXPECT(consulnative_conn_read(server_conn, (uint8_t *)buf, sizeof buf, 60000, &n), 0, NULL);
+    EXPECT_TRUE(n == 0); /* the peer saw close_notify: a clean end of stream */
     consulnative_conn_free(NULL);
 
     consulnative_conn_free(conn);
@@ -281,7 +247,10 @@ int main(void) {
     EXPECT_TRUE(drops == 1); /* freeing a service runs its remaining callbacks' drops */
     consulnative_client_free(client);
     consulnative_config_free(cfg);
-    consulnative_dev_agent_free(agent);
+    if (dev_agent_stop(agent) != DEV_AGENT_OK) {
+        failed++;
+        printf("FAIL: stopping the dev agent: %s\n", dev_agent_last_error());
+    }
 
     printf("null_args_test: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
