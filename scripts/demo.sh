@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${CONSULNATIVE_NO_BUILD:-}" ]; then
-    echo "==> cargo build --release" >&2
+    echo "==> cargo build --release (the library and the dev agent binary)" >&2
     cargo build --release --quiet
 fi
 
