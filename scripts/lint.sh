@@ -26,6 +26,10 @@ if [ -n "$warnings" ]; then echo "$warnings" >&2; exit 1; fi
 echo "ok"
 
 step "cargo package (core, dev agent, C ABI)"
-cargo package -p consulnative-core -p consulnative-devagent -p consulnative-ffi --locked --quiet --allow-dirty 2>&1 |
-  grep -v "^warning: ignoring \(test\|benchmark\)" | tail -n 5 || true
-echo "ok"
+mkdir -p target
+if ! cargo package -p consulnative-core -p consulnative-devagent -p consulnative-ffi --locked --allow-dirty \
+    >target/cargo-package.log 2>&1; then
+  grep -v "^warning: ignoring \(test\|benchmark\)" target/cargo-package.log | tail -n 30 >&2
+  exit 1
+fi
+grep -E "Packaged|Finished" target/cargo-package.log
