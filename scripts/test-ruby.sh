@@ -13,7 +13,7 @@ if ! ruby -rffi -rminitest -e 1 >/dev/null 2>&1; then
   ruby -rffi -rminitest -e 1
 fi
 
-cargo build --quiet
+[ -n "${CONSULNATIVE_NO_BUILD:-}" ] || cargo build --quiet
 export CONSULNATIVE_LIB="${CONSULNATIVE_LIB:-$PWD/target/debug/libconsulnative.so}"
 
 # A failing test exits non-zero through minitest; the summary line ("N runs, N assertions, 0 failures, 0 errors")
