@@ -10,7 +10,10 @@ module ConsulNative
   # released and other Ruby threads keep running. Only the three functions that read static or thread-local
   # text are attached without it.
   #
-  # Application code should not need this module: use {Client}, {Service}, {Listener}, {Conn} and {DevAgent}.
+  # The dev agent is not here: {DevAgent} runs the `consulnative-dev-agent` binary (the library has no
+  # `consulnative_dev_agent_*` functions any more; attaching a missing function would fail at load).
+  #
+  # Application code should not need this module: use {Client}, {Service}, {Listener} and {Conn}.
   # @api private
   module Native
     extend FFI::Library
@@ -124,20 +127,6 @@ module ConsulNative
     attach_function :consulnative_conn_info, %i[pointer pointer size_t pointer], :uint32, B
     attach_function :consulnative_conn_handoff, %i[pointer pointer], :uint32, B
     attach_function :consulnative_conn_free, [:pointer], :void, B
-
-    # Dev agent.
-    attach_function :consulnative_dev_agent_start, %i[string string bool uint64 pointer], :uint32, B
-    attach_function :consulnative_dev_agent_address, %i[pointer pointer size_t pointer], :uint32, B
-    attach_function :consulnative_dev_agent_trust_domain, %i[pointer pointer size_t pointer], :uint32, B
-    attach_function :consulnative_dev_agent_set_intention, %i[pointer string string bool], :uint32, B
-    attach_function :consulnative_dev_agent_delete_intention, %i[pointer string string], :uint32, B
-    attach_function :consulnative_dev_agent_rotate_ca, [:pointer], :uint32, B
-    attach_function :consulnative_dev_agent_set_fault, %i[pointer string string uint32 string], :uint32, B
-    attach_function :consulnative_dev_agent_clear_faults, [:pointer], :uint32, B
-    attach_function :consulnative_dev_agent_issue_leaf, %i[pointer string int64 int64 pointer size_t pointer],
-                    :uint32, B
-    attach_function :consulnative_dev_agent_stop, [:pointer], :void, B
-    attach_function :consulnative_dev_agent_free, [:pointer], :void, B
 
     # The last error message recorded on this thread (empty if none).
     # @return [String]
