@@ -18,12 +18,14 @@ module ConsulNative
   # another writes. {#to_io} turns it into a real `Socket` for `IO.select` and plain Ruby socket code.
   class Conn < Handle
     READ_CHUNK = 64 * 1024
+    # Seconds {#close} waits at most for the socket to take the TLS close_notify (it only waits when the peer
+    # stopped reading and the buffers are full); the connection is closed when it returns either way.
+    CLOSE_TIMEOUT = 1.0
 
     # @api private
     def initialize(pointer)
       super(pointer, :consulnative_conn_free)
       @io = nil
-      @write_closed = false
       @info = nil
     end
 
@@ -122,7 +124,6 @@ module ConsulNative
     # @return [nil]
     def close_write(timeout: 5)
       use { |ptr| Native.check(Native.consulnative_conn_shutdown(ptr, Native.ms(timeout))) }
-      @write_closed = true
       nil
     end
     alias shutdown close_write
@@ -146,9 +147,10 @@ module ConsulNative
     end
     alias handoff to_io
 
-    # Closes the connection. Unless {#close_write} was called or the connection was handed off, sends
-    # close_notify first (when no other thread is using the connection), so the peer reads a clean end of stream.
-    # Does not close the socket returned by {#to_io}.
+    # Closes the connection: sends TLS close_notify (unless {#close_write} already did; waiting at most
+    # {CLOSE_TIMEOUT} seconds), so the peer reads a clean end of stream, then shuts the socket both ways, so a
+    # read or write blocked in another thread fails at once with {ClosedError}. Idempotent and thread-safe. Does
+    # nothing to the socket returned by {#to_io}.
     # @return [nil]
     def close
       super
@@ -176,10 +178,12 @@ module ConsulNative
       count.zero? ? nil : buf.read_bytes(count)
     end
 
-    def before_free(pointer, alone)
-      return unless alone && !@write_closed && @io.nil?
+    # consulnative_conn_close may run while other threads are in read or write: that is how they are woken. Its
+    # result only says whether close_notify went out; the connection is closed either way.
+    def before_free(pointer, _alone)
+      return if @io # a no-op after the handoff: the socket is the application's
 
-      Native.consulnative_conn_shutdown(pointer, 1000) # best effort, errors ignored
+      Native.consulnative_conn_close(pointer, Native.ms(CLOSE_TIMEOUT))
     end
   end
 end

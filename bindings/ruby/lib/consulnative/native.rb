@@ -124,6 +124,7 @@ module ConsulNative
     attach_function :consulnative_conn_read, %i[pointer pointer size_t int64 pointer], :uint32, B
     attach_function :consulnative_conn_write, %i[pointer pointer size_t int64 pointer], :uint32, B
     attach_function :consulnative_conn_shutdown, %i[pointer int64], :uint32, B
+    attach_function :consulnative_conn_close, %i[pointer int64], :uint32, B
     attach_function :consulnative_conn_info, %i[pointer pointer size_t pointer], :uint32, B
     attach_function :consulnative_conn_handoff, %i[pointer pointer], :uint32, B
     attach_function :consulnative_conn_free, [:pointer], :void, B
