@@ -63,7 +63,7 @@ module ConsulNative
     # @return [String] binary data
     # @raise [EOFError] when the peer closed its side; [TimeoutError] when nothing came in time
     def readpartial(maxlen, outbuf = nil, timeout: nil)
-      data = read_some(maxlen, timeout)
+      data = read_some(maxlen, ConsulNative.check_timeout(timeout))
       raise EOFError, "end of stream from #{info[:peer_address]}" if data.nil?
 
       outbuf ? outbuf.replace(data) : data
@@ -76,6 +76,7 @@ module ConsulNative
     # @return [String, nil] binary data
     # @raise [TimeoutError]
     def read(length = nil, timeout: nil)
+      timeout = ConsulNative.check_timeout(timeout)
       deadline = timeout && (ConsulNative.now + timeout)
       out = String.new(encoding: Encoding::BINARY)
       while length.nil? || out.bytesize < length
@@ -94,6 +95,7 @@ module ConsulNative
     # @return [Integer] bytes written
     # @raise [TimeoutError, IoError, ClosedError]
     def write(data, timeout: nil)
+      timeout = ConsulNative.check_timeout(timeout)
       data = data.to_s.b
       return 0 if data.empty?
 
@@ -121,6 +123,8 @@ module ConsulNative
 
     # Ends our sending side (TLS close_notify, TCP half-close); the peer reads end of stream. Reading stays
     # possible.
+    # @param timeout [Numeric, nil] seconds to wait for the socket to take close_notify (nil: none; 0: only what
+    #   it takes at once)
     # @return [nil]
     def close_write(timeout: 5)
       use { |ptr| Native.check(Native.consulnative_conn_shutdown(ptr, Native.ms(timeout))) }

@@ -182,13 +182,14 @@ module ConsulNative
       bytes.force_encoding(Encoding::UTF_8)
     end
 
-    # Milliseconds for the C API from seconds (nil: no timeout, -1).
+    # Milliseconds for the C API from a public timeout in seconds (nil: no timeout, -1; 0: do not wait).
     # @return [Integer]
+    # @raise [ArgumentError] for a negative timeout (see {ConsulNative.check_timeout})
     def self.ms(seconds)
+      seconds = ConsulNative.check_timeout(seconds)
       return -1 if seconds.nil?
 
-      ms = (seconds * 1000).ceil
-      ms.negative? ? 0 : ms
+      (seconds * 1000).ceil
     end
   end
 end
