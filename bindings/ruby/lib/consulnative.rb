@@ -85,7 +85,9 @@ module ConsulNative
     # @raise [ArgumentError] negative or NaN; [TypeError] not a number
     def check_timeout(timeout)
       return nil if timeout.nil?
-      raise TypeError, "timeout must be nil or a number of seconds, got #{timeout.inspect}" unless timeout.is_a?(Numeric)
+      unless timeout.is_a?(Numeric)
+        raise TypeError, "timeout must be nil or a number of seconds, got #{timeout.inspect}"
+      end
       raise ArgumentError, "timeout must be nil (wait forever) or >= 0 seconds, got #{timeout}" unless timeout >= 0
 
       timeout.infinite? ? nil : timeout
