@@ -201,6 +201,34 @@ class DevAgentTest < Minitest::Test
     end
   end
 
+  def test_ctrl_c_reaches_the_ruby_program_and_not_its_agent
+    script = <<~RUBY
+      require "consulnative"
+      agent = ConsulNative::DevAgent.new
+      done = Queue.new
+      trap("INT") do
+        Thread.new do
+          done << agent.rotate_ca.trust_domain
+        rescue StandardError => e
+          done << e.class.name
+        end
+      end
+      puts agent.pid
+      $stdout.flush
+      puts "still up: \#{done.pop}"
+    RUBY
+    Open3.popen3(RbConfig.ruby, "-I#{LIB_DIR}", "-e", script, pgroup: true) do |stdin, stdout, stderr, wait|
+      stdin.close
+      pid = Integer(Timeout.timeout(10) { stdout.gets })
+      Process.kill(:INT, -wait.pid) # the whole group, as a terminal does
+      assert_match(/still up: \S+\.consul/, Timeout.timeout(10) { stdout.read })
+      assert wait.value.success?, stderr.read
+      assert eventually(5, 0.05) { gone?(pid) }
+    ensure
+      Process.kill(:KILL, wait.pid) if wait.alive?
+    end
+  end
+
   def test_the_binding_prints_no_ruby_warnings
     script = <<~RUBY
       require "consulnative"

@@ -130,9 +130,11 @@ module ConsulNative
         in_r, @stdin = IO.pipe
         @stdout, out_w = IO.pipe
         begin
-          # A nil token removes an inherited CONSUL_DEV_AGENT_TOKEN from the child's environment.
+          # A nil token removes an inherited CONSUL_DEV_AGENT_TOKEN from the child's environment. Its own process
+          # group: a terminal's Ctrl-C (SIGINT to the foreground group) reaches only us, so a program that traps it
+          # can still use the agent while it shuts down; the agent ends with us anyway (stdin EOF).
           @pid = ::Process.spawn({ "CONSUL_DEV_AGENT_TOKEN" => token }, binary, *args,
-                                 in: in_r, out: out_w, err: @stderr, close_others: true)
+                                 in: in_r, out: out_w, err: @stderr, close_others: true, pgroup: true)
         rescue SystemCallError => e
           [@stdin, @stdout, @stderr].each(&:close)
           raise NotFound, "cannot start #{binary}: #{e.message}"
