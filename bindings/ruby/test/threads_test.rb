@@ -125,7 +125,7 @@ class ThreadsTest < Minitest::Test
     err = Timeout.timeout(5) { reader.value }
     woke_after = ConsulNative.now - started
     assert_kind_of ConsulNative::ClosedError, err
-    assert_operator woke_after, :<, ConsulNative::WAIT_SLICE, "woken by the close itself, not a later slice"
+    assert_operator woke_after, :<, 1, "woken by the close (the read has no timeout)"
     assert_nil peer.read(1, timeout: 5), "the peer reads a clean end of stream (close_notify)"
     assert_raises(ConsulNative::ClosedError) { conn.read(1, timeout: 1) }
     conn.close # idempotent

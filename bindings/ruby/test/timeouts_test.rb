@@ -49,13 +49,12 @@ class TimeoutsTest < Minitest::Test
   end
 
   def test_zero_does_not_wait
+    never_ready = owned(client_for("127.0.0.1:#{free_port}").service("web"))
     {
       "Listener#accept" => [ConsulNative::TimeoutError, -> { @listener.accept(timeout: 0) }],
       "Conn#readpartial" => [ConsulNative::TimeoutError, -> { @conn.readpartial(1, timeout: 0) }],
       "Conn#read" => [ConsulNative::TimeoutError, -> { @conn.read(1, timeout: 0) }],
-      "Service#wait_ready" => [ConsulNative::NotReady, lambda {
-        owned(client_for("127.0.0.1:#{free_port}").service("web")).wait_ready(timeout: 0)
-      }],
+      "Service#wait_ready" => [ConsulNative::NotReady, -> { never_ready.wait_ready(timeout: 0) }],
     }.each do |name, (error, call)|
       started = ConsulNative.now
       assert_raises(error, name) { call.call }
