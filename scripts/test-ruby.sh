@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds libconsulnative (debug) and runs the Ruby binding's minitest suite against the embedded dev agent.
+# Builds libconsulnative (debug) and runs the Ruby binding's minitest suite against the consulnative-dev-agent
+# binary built beside it (or CONSULNATIVE_DEV_AGENT). CONSULNATIVE_NO_BUILD=1 skips the build (with CONSULNATIVE_LIB
+# pointing at a prebuilt library).
 # On a fresh Debian machine it first installs ruby, ruby-ffi and ruby-minitest with apt-get (needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ if ! ruby -rffi -rminitest -e 1 >/dev/null 2>&1; then
   ruby -rffi -rminitest -e 1
 fi
 
-cargo build --quiet
+[ -n "${CONSULNATIVE_NO_BUILD:-}" ] || cargo build --quiet
 export CONSULNATIVE_LIB="${CONSULNATIVE_LIB:-$PWD/target/debug/libconsulnative.so}"
 
 # A failing test exits non-zero through minitest; the summary line ("N runs, N assertions, 0 failures, 0 errors")

@@ -76,7 +76,9 @@ module LangBench
     end
   end
 
-  # A dev agent, services web and db, and OpenSSL contexts built from their dev-agent certificates.
+  # A dev agent, services web and db, and OpenSSL contexts built from their dev-agent certificates. The agent is
+  # the consulnative-dev-agent binary in its own process (as a real Consul agent is): its work, e.g. answering
+  # the authorize call of each library handshake, is not in this process's context switch counts.
   class Setup
     attr_reader :agent, :client, :db, :web, :server_ctx, :client_ctx
 

@@ -9,7 +9,8 @@ Gem::Specification.new do |spec|
   spec.description = <<~TEXT
     Ruby binding for libconsulnative: listen and dial as a Consul Connect-native service. Certificates come from
     the local Consul agent and are kept fresh in the background; every inbound connection is verified and
-    authorized by the agent's intentions. Includes an in-process dev agent for tests.
+    authorized by the agent's intentions. Includes DevAgent, which runs the consulnative-dev-agent binary as a
+    child process, for tests.
   TEXT
   spec.authors = ["libconsulnative contributors"]
   spec.license = "MPL-2.0"

@@ -5,7 +5,8 @@
 #
 #   ruby -Ibindings/ruby/lib examples/ruby/echo_server.rb [listen-address]
 #
-# With CONSUL_HTTP_ADDR unset it starts an in-process dev agent and prints a CONSUL_HTTP_ADDR for the client.
+# With CONSUL_HTTP_ADDR unset it starts a dev agent (the consulnative-dev-agent binary, as a child process that
+# ends with this one) and prints a CONSUL_HTTP_ADDR for the client.
 # It registers itself as "echo" (TTL check) so `echo_client.rb` can dial it by name.
 
 require "consulnative"
@@ -26,7 +27,10 @@ client.service("echo") do |svc|
     heartbeat = Thread.new { loop { client.pass_ttl("service:echo-#{port}"); sleep 10 } }
     puts "echo: listening on #{listener.address_string} as #{svc.spiffe_id}"
     $stdout.flush
+    once = Mutex.new # held forever by the first stop: a second signal (`timeout` sends INT twice) does nothing
     stop = lambda do
+      return unless once.try_lock
+
       warn "echo: #{listener.counts}" # before close: a closed handle raises ClosedError
       listener.close
     end

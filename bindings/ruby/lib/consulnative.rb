@@ -79,12 +79,28 @@ module ConsulNative
     end
 
     # @api private
+    # Checks a public `timeout:` argument. One meaning everywhere, as in the Python binding: nil (or infinity)
+    # waits forever, 0 does not wait, a positive number is seconds, a negative number (or NaN) raises.
+    # @return [Numeric, nil] the timeout, nil for forever
+    # @raise [ArgumentError] negative or NaN; [TypeError] not a number
+    def check_timeout(timeout)
+      return nil if timeout.nil?
+      unless timeout.is_a?(Numeric)
+        raise TypeError, "timeout must be nil or a number of seconds, got #{timeout.inspect}"
+      end
+      raise ArgumentError, "timeout must be nil (wait forever) or >= 0 seconds, got #{timeout}" unless timeout >= 0
+
+      timeout.infinite? ? nil : timeout
+    end
+
+    # @api private
     # Runs a native wait in slices of at most {WAIT_SLICE} until it does not time out or `timeout` (seconds;
-    # nil: forever) passes. `timeout_code` is what the function returns on timeout. Raises on any other failure,
-    # and on the final timeout with the library's message.
+    # nil: forever; checked by {.check_timeout}) passes. `timeout_code` is what the function returns on timeout.
+    # Raises on any other failure, and on the final timeout with the library's message.
     # @yieldparam ms [Integer] this slice's timeout
     # @yieldreturn [Integer] a result code
     def sliced(timeout, timeout_code)
+      timeout = check_timeout(timeout)
       deadline = timeout && (now + timeout)
       loop do
         left = deadline && (deadline - now)

@@ -137,7 +137,8 @@ class LifecycleTest < Minitest::Test
     SCENARIOS.each do |name, body|
       script = "require 'consulnative'\n#{body}\nputs 'reached the end'\n"
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      out, err, status = Open3.popen3(RbConfig.ruby, "-I#{LIB_DIR}", "-e", script) do |stdin, stdout, stderr, wait|
+      command = [RbConfig.ruby, "-w", "-I#{LIB_DIR}", "-e", script]
+      out, err, status = Open3.popen3(*command) do |stdin, stdout, stderr, wait|
         stdin.close
         unless wait.join(20)
           Process.kill("KILL", wait.pid)
@@ -149,6 +150,7 @@ class LifecycleTest < Minitest::Test
       assert status.success?, "#{name}: exit status #{status.inspect}\n#{err}"
       assert_includes out, "reached the end", "#{name}: #{err}"
       refute_match(/segmentation|SIGSEGV|SIGABRT|panicked|\[BUG\]/i, err, name)
+      refute_match(/warning:/, err, "#{name}: ruby -w is quiet")
       assert_operator elapsed, :<, 15, "#{name}: exit took #{elapsed.round(1)} s"
     end
   end

@@ -5,7 +5,8 @@ require "socket"
 require "timeout"
 require "consulnative"
 
-# Shared helpers: every test runs against an in-process dev agent over real sockets.
+# Shared helpers: every test runs against a dev agent (the consulnative-dev-agent binary as a child process)
+# over real sockets.
 module ConsulNativeTestHelper
   # Fast watch timing for tests: short blocking waits and retries.
   FAST = { blocking_wait_ms: 2000, retry_max_ms: 300 }.freeze

@@ -107,6 +107,31 @@ class ThreadsTest < Minitest::Test
     listener.close # idempotent
   end
 
+  def test_closing_a_connection_from_another_thread_wakes_a_blocked_read_and_the_peer_reads_end_of_stream
+    _agent, _client, db, web = agent_db_web
+    listener = owned(db.listen("127.0.0.1:0"))
+    server = Thread.new { listener.accept(timeout: 10) }
+    conn = web.dial_address(listener.address_string, expected: "db", timeout: 5)
+    peer = owned(server.value)
+    reader = Thread.new do
+      conn.read(1) # no timeout: only the close can end it
+    rescue ConsulNative::Error => e
+      e
+    end
+    sleep 0.3
+    assert reader.alive?, "the reader is blocked"
+    started = ConsulNative.now
+    conn.close
+    err = Timeout.timeout(5) { reader.value }
+    woke_after = ConsulNative.now - started
+    assert_kind_of ConsulNative::ClosedError, err
+    assert_operator woke_after, :<, 1, "woken by the close (the read has no timeout)"
+    assert_nil peer.read(1, timeout: 5), "the peer reads a clean end of stream (close_notify)"
+    assert_raises(ConsulNative::ClosedError) { conn.read(1, timeout: 1) }
+    conn.close # idempotent
+    assert conn.closed?
+  end
+
   def test_thread_raise_and_kill_interrupt_an_accept_that_waits_forever
     _agent, _client, db, = agent_db_web
     listener = owned(db.listen("127.0.0.1:0"))

@@ -18,12 +18,14 @@ module ConsulNative
   # another writes. {#to_io} turns it into a real `Socket` for `IO.select` and plain Ruby socket code.
   class Conn < Handle
     READ_CHUNK = 64 * 1024
+    # Seconds {#close} waits at most for the socket to take the TLS close_notify (it only waits when the peer
+    # stopped reading and the buffers are full); the connection is closed when it returns either way.
+    CLOSE_TIMEOUT = 1.0
 
     # @api private
     def initialize(pointer)
       super(pointer, :consulnative_conn_free)
       @io = nil
-      @write_closed = false
       @info = nil
     end
 
@@ -61,7 +63,7 @@ module ConsulNative
     # @return [String] binary data
     # @raise [EOFError] when the peer closed its side; [TimeoutError] when nothing came in time
     def readpartial(maxlen, outbuf = nil, timeout: nil)
-      data = read_some(maxlen, timeout)
+      data = read_some(maxlen, ConsulNative.check_timeout(timeout))
       raise EOFError, "end of stream from #{info[:peer_address]}" if data.nil?
 
       outbuf ? outbuf.replace(data) : data
@@ -74,6 +76,7 @@ module ConsulNative
     # @return [String, nil] binary data
     # @raise [TimeoutError]
     def read(length = nil, timeout: nil)
+      timeout = ConsulNative.check_timeout(timeout)
       deadline = timeout && (ConsulNative.now + timeout)
       out = String.new(encoding: Encoding::BINARY)
       while length.nil? || out.bytesize < length
@@ -92,6 +95,7 @@ module ConsulNative
     # @return [Integer] bytes written
     # @raise [TimeoutError, IoError, ClosedError]
     def write(data, timeout: nil)
+      timeout = ConsulNative.check_timeout(timeout)
       data = data.to_s.b
       return 0 if data.empty?
 
@@ -119,10 +123,11 @@ module ConsulNative
 
     # Ends our sending side (TLS close_notify, TCP half-close); the peer reads end of stream. Reading stays
     # possible.
+    # @param timeout [Numeric, nil] seconds to wait for the socket to take close_notify (nil: none; 0: only what
+    #   it takes at once)
     # @return [nil]
     def close_write(timeout: 5)
       use { |ptr| Native.check(Native.consulnative_conn_shutdown(ptr, Native.ms(timeout))) }
-      @write_closed = true
       nil
     end
     alias shutdown close_write
@@ -146,9 +151,10 @@ module ConsulNative
     end
     alias handoff to_io
 
-    # Closes the connection. Unless {#close_write} was called or the connection was handed off, sends
-    # close_notify first (when no other thread is using the connection), so the peer reads a clean end of stream.
-    # Does not close the socket returned by {#to_io}.
+    # Closes the connection: sends TLS close_notify (unless {#close_write} already did; waiting at most
+    # {CLOSE_TIMEOUT} seconds), so the peer reads a clean end of stream, then shuts the socket both ways, so a
+    # read or write blocked in another thread fails at once with {ClosedError}. Idempotent and thread-safe. Does
+    # nothing to the socket returned by {#to_io}.
     # @return [nil]
     def close
       super
@@ -176,10 +182,12 @@ module ConsulNative
       count.zero? ? nil : buf.read_bytes(count)
     end
 
-    def before_free(pointer, alone)
-      return unless alone && !@write_closed && @io.nil?
+    # consulnative_conn_close may run while other threads are in read or write: that is how they are woken. Its
+    # result only says whether close_notify went out; the connection is closed either way.
+    def before_free(pointer, _alone)
+      return if @io # a no-op after the handoff: the socket is the application's
 
-      Native.consulnative_conn_shutdown(pointer, 1000) # best effort, errors ignored
+      Native.consulnative_conn_close(pointer, Native.ms(CLOSE_TIMEOUT))
     end
   end
 end

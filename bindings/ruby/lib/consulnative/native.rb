@@ -10,7 +10,10 @@ module ConsulNative
   # released and other Ruby threads keep running. Only the three functions that read static or thread-local
   # text are attached without it.
   #
-  # Application code should not need this module: use {Client}, {Service}, {Listener}, {Conn} and {DevAgent}.
+  # The dev agent is not here: {DevAgent} runs the `consulnative-dev-agent` binary (the library has no
+  # `consulnative_dev_agent_*` functions any more; attaching a missing function would fail at load).
+  #
+  # Application code should not need this module: use {Client}, {Service}, {Listener} and {Conn}.
   # @api private
   module Native
     extend FFI::Library
@@ -121,23 +124,10 @@ module ConsulNative
     attach_function :consulnative_conn_read, %i[pointer pointer size_t int64 pointer], :uint32, B
     attach_function :consulnative_conn_write, %i[pointer pointer size_t int64 pointer], :uint32, B
     attach_function :consulnative_conn_shutdown, %i[pointer int64], :uint32, B
+    attach_function :consulnative_conn_close, %i[pointer int64], :uint32, B
     attach_function :consulnative_conn_info, %i[pointer pointer size_t pointer], :uint32, B
     attach_function :consulnative_conn_handoff, %i[pointer pointer], :uint32, B
     attach_function :consulnative_conn_free, [:pointer], :void, B
-
-    # Dev agent.
-    attach_function :consulnative_dev_agent_start, %i[string string bool uint64 pointer], :uint32, B
-    attach_function :consulnative_dev_agent_address, %i[pointer pointer size_t pointer], :uint32, B
-    attach_function :consulnative_dev_agent_trust_domain, %i[pointer pointer size_t pointer], :uint32, B
-    attach_function :consulnative_dev_agent_set_intention, %i[pointer string string bool], :uint32, B
-    attach_function :consulnative_dev_agent_delete_intention, %i[pointer string string], :uint32, B
-    attach_function :consulnative_dev_agent_rotate_ca, [:pointer], :uint32, B
-    attach_function :consulnative_dev_agent_set_fault, %i[pointer string string uint32 string], :uint32, B
-    attach_function :consulnative_dev_agent_clear_faults, [:pointer], :uint32, B
-    attach_function :consulnative_dev_agent_issue_leaf, %i[pointer string int64 int64 pointer size_t pointer],
-                    :uint32, B
-    attach_function :consulnative_dev_agent_stop, [:pointer], :void, B
-    attach_function :consulnative_dev_agent_free, [:pointer], :void, B
 
     # The last error message recorded on this thread (empty if none).
     # @return [String]
@@ -192,13 +182,14 @@ module ConsulNative
       bytes.force_encoding(Encoding::UTF_8)
     end
 
-    # Milliseconds for the C API from seconds (nil: no timeout, -1).
+    # Milliseconds for the C API from a public timeout in seconds (nil: no timeout, -1; 0: do not wait).
     # @return [Integer]
+    # @raise [ArgumentError] for a negative timeout (see {ConsulNative.check_timeout})
     def self.ms(seconds)
+      seconds = ConsulNative.check_timeout(seconds)
       return -1 if seconds.nil?
 
-      ms = (seconds * 1000).ceil
-      ms.negative? ? 0 : ms
+      (seconds * 1000).ceil
     end
   end
 end
