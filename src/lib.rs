@@ -9,6 +9,7 @@
 // Exported functions take raw pointers from C by design; each one is checked for NULL before use.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 mod args;
 mod client;

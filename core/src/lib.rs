@@ -13,6 +13,8 @@
 //! - `agent`: the Consul HTTP API client, its configuration and JSON types.
 //! - `runtime`, `log`, `error` (**the result codes**), `encoding`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 
 mod agent;

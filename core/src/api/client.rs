@@ -42,9 +42,15 @@ pub enum RegistrationCheck {
     /// No health check: the agent lists the instance as passing.
     None,
     /// The agent connects to the service's address and port at this interval.
-    Tcp { interval: Duration },
+    Tcp {
+        /// Time between two connection attempts.
+        interval: Duration,
+    },
     /// The application must call [`Client::pass_ttl`] within this period.
-    Ttl { ttl: Duration },
+    Ttl {
+        /// How long a pass stays valid.
+        ttl: Duration,
+    },
 }
 
 /// A Connect-native service registration.

@@ -14,8 +14,11 @@ pub struct ServiceId {
     pub trust_domain: String,
     /// Lower-cased; `default` when the URI has no `/ap/` segment.
     pub partition: String,
+    /// The `/ns/` segment (`default` in Consul CE).
     pub namespace: String,
+    /// The `/dc/` segment.
     pub datacenter: String,
+    /// The `/svc/` segment: the service name.
     pub service: String,
 }
 

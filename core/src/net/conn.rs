@@ -68,9 +68,11 @@ impl Conn {
     pub fn peer(&self) -> &PeerIdentity {
         &self.peer
     }
+    /// Our end's address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
+    /// The other end's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
     }

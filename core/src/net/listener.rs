@@ -50,9 +50,11 @@ impl Default for ListenOptions {
 /// A refused inbound connection, as reported to the refusal callback.
 #[derive(Debug, Clone)]
 pub struct Refusal {
+    /// Where the connection came from.
     pub peer_addr: SocketAddr,
     /// The client's SPIFFE URI if the handshake got that far.
     pub peer_uri: Option<String>,
+    /// Why it was refused: the kind says what failed, the message the detail (e.g. the agent's reason).
     pub error: Error,
 }
 

@@ -9,10 +9,15 @@ use rustls::pki_types::CertificateDer;
 pub struct PeerIdentity {
     /// The certificate's URI SAN as presented (what authorize's `ClientCertURI` wants).
     pub uri: String,
+    /// The peer's service name.
     pub service: String,
+    /// Its namespace (`default` in Consul CE).
     pub namespace: String,
+    /// Its admin partition (`default` in Consul CE).
     pub partition: String,
+    /// The datacenter its certificate was issued in.
     pub datacenter: String,
+    /// The trust domain of its certificate (`<cluster-id>.consul`).
     pub trust_domain: String,
     /// Colon-hex serial (what authorize's `ClientCertSerial` wants).
     pub serial: String,

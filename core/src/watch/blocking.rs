@@ -15,9 +15,11 @@ pub struct WatchTiming {
     pub wait: Duration,
     /// Token bucket: at most `burst` requests back to back, then one per `min_interval`.
     pub min_interval: Duration,
+    /// Requests allowed back to back before `min_interval` applies.
     pub burst: u32,
     /// Backoff after consecutive errors: `retry_base * 2^(n-1)`, capped at `retry_max`, with jitter.
     pub retry_base: Duration,
+    /// The longest backoff between two attempts.
     pub retry_max: Duration,
 }
 

@@ -31,16 +31,25 @@ pub type EventCallback = Arc<dyn Fn(ServiceEvent) + Send + Sync>;
 /// A readable snapshot of a service's certificate state.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceStatus {
+    /// The service name.
     pub service: String,
+    /// True when the leaf and roots are present and the leaf verifies against the roots.
     pub ready: bool,
     /// Why the service is not ready, if it is not.
     pub not_ready_reason: Option<String>,
+    /// The leaf's SPIFFE URI.
     pub spiffe_id: Option<String>,
+    /// The leaf's colon-hex serial.
     pub leaf_serial: Option<String>,
+    /// When the leaf expires, in Unix seconds.
     pub leaf_valid_before_unix: Option<u64>,
+    /// The roots' trust domain.
     pub trust_domain: Option<String>,
+    /// The `ActiveRootID` of the roots answer.
     pub active_root_id: Option<String>,
+    /// How many root certificates are trusted.
     pub roots: usize,
+    /// The last watch error, kept until a watch succeeds again.
     pub last_error: Option<String>,
 }
 
