@@ -34,6 +34,10 @@ fn log_callback_gets_leveled_events_and_never_the_token_or_keys() {
     let lines = LINES.lock().unwrap().clone();
     assert!(lines.iter().any(|(l, m)| *l == 2 && m.contains("403")), "the agent's 403 is logged as a warning");
     assert!(lines.iter().any(|(l, m)| *l == 3 && m.contains("leaf for \"db\" updated")), "rotation events at info");
+    assert!(
+        lines.iter().any(|(_, m)| m.starts_with("rustls::")),
+        "rustls' own diagnostics (the log crate) reach the same callback"
+    );
     for (_, m) in &lines {
         assert!(!m.contains("DO-NOT-LOG"), "a token leaked into the log: {m}");
         assert!(!m.contains("PRIVATE KEY"), "a key leaked into the log: {m}");
