@@ -782,9 +782,13 @@ async fn private(sh: &Arc<Shared>, r: &Req, rest: &str) -> Resp {
             if let Some(svc) = rest.strip_prefix("issue-leaf/") {
                 // GET /_devagent/issue-leaf/<svc>?not_before=<unix>&not_after=<unix>
                 let svc = percent_decode(svc, false);
-                let now = util::unix_secs(std::time::SystemTime::now());
-                let nb = r.q("not_before").and_then(|v| v.parse::<i64>().ok()).unwrap_or(now - 60);
-                let na = r.q("not_after").and_then(|v| v.parse::<i64>().ok()).unwrap_or(now + 3600);
+                let now = std::time::SystemTime::now();
+                let at = |key: &str, default: std::time::SystemTime| {
+                    r.q(key).and_then(|v| v.parse::<i64>().ok()).map_or(Some(default), util::from_unix_secs)
+                };
+                let nb = at("not_before", now - Duration::from_secs(60));
+                let na = at("not_after", now + Duration::from_secs(3600));
+                let (Some(nb), Some(na)) = (nb, na) else { return text(400, "leaf time out of range") };
                 return match sh.issue_adhoc_leaf(&svc, nb, na) {
                     Ok(cert) => json(&cert, None),
                     Err(e) => text(400, e.message().to_string()),

@@ -17,21 +17,20 @@
 //!   cache), or when `wait` (+ up to wait/16 jitter) passes.
 
 mod acl;
+pub mod ca;
 mod error;
-mod ca;
 mod http;
-mod state;
 pub mod process;
-pub mod testca;
-pub(crate) mod util;
+mod state;
+mod util;
 
 use consulnative_core::api::wire::LeafCert;
-use crate::error::{Error, Result};
 use state::Shared;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+pub use error::{Error, Result};
 pub use util::parse_go_duration;
 
 /// Configuration of a [`DevAgent`].
@@ -197,7 +196,7 @@ impl DevAgent {
 
     /// Sign an ad-hoc leaf for `service` with the active CA (not cached, not served by the leaf endpoint).
     pub fn issue_leaf(&self, service: &str, not_before: SystemTime, not_after: SystemTime) -> Result<LeafCert> {
-        self.shared.issue_adhoc_leaf(service, util::unix_secs(not_before), util::unix_secs(not_after))
+        self.shared.issue_adhoc_leaf(service, not_before, not_after)
     }
 
     /// Inject a fault (test hook; several may be active).

@@ -1,8 +1,8 @@
 //! Shared agent state: CA, cached leaves, intentions, the local catalog with checks, faults, the raft-like index
 //! and the wake-up channel for blocking queries.
 
-use super::ca::Ca;
-use super::util::{self, unix_secs};
+use super::ca::ConnectCa;
+use super::util;
 use super::{DevAgentConfig, Fault, FaultEndpoint, FaultKind};
 use consulnative_core::api::wire::{AgentService, HealthCheck, HealthEntry, Intention, LeafCert, Node};
 use crate::error::Result;
@@ -16,7 +16,7 @@ pub struct CachedLeaf {
     pub cert: LeafCert,
     /// ID of the root that signed it.
     pub root_id: String,
-    pub not_after: i64,
+    pub not_after: SystemTime,
     pub issued_at: Instant,
 }
 
@@ -43,7 +43,7 @@ impl Drop for ServiceEntry {
 
 pub struct State {
     pub index: u64,
-    pub ca: Ca,
+    pub ca: ConnectCa,
     pub leaves: HashMap<String, CachedLeaf>,
     pub intentions: BTreeMap<(String, String), Intention>,
     pub intentions_index: u64,
@@ -112,19 +112,11 @@ pub struct Shared {
     runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
-fn now_secs() -> i64 {
-    unix_secs(SystemTime::now())
-}
-
-fn now_f64() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 impl Shared {
     pub fn new(cfg: DevAgentConfig) -> Result<Shared> {
         // Start the index above 1 like a freshly bootstrapped server, so a backwards index is observable.
         let index = 10;
-        let ca = Ca::new(index)?;
+        let ca = ConnectCa::new(index)?;
         let state = State {
             index,
             ca,
@@ -208,11 +200,10 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Leaves
 
-    /// Validity window of a new cached leaf: (not_before, not_after) in Unix seconds.
-    fn leaf_window(&self) -> (i64, i64) {
-        let ttl = self.cfg.leaf_ttl.as_secs().max(1) as i64;
-        let backdate = (ttl / 10).min(60);
-        let nb = now_secs() - backdate;
+    /// Validity window of a new cached leaf: valid from `now − min(60 s, TTL/10)` for the TTL.
+    fn leaf_window(&self) -> (SystemTime, SystemTime) {
+        let ttl = self.cfg.leaf_ttl.max(Duration::from_secs(1));
+        let nb = SystemTime::now() - (ttl / 10).min(Duration::from_secs(60));
         (nb, nb + ttl)
     }
 
@@ -228,9 +219,8 @@ impl Shared {
             CachedLeaf { cert: cert.clone(), root_id, not_after: na, issued_at: Instant::now() },
         );
         // Renew at a random point between 60 % and 90 % of the lifetime, like Consul's agent cache.
-        let lifetime = (na - nb) as f64;
-        let renew_at = nb as f64 + lifetime * (0.6 + 0.3 * fastrand::f64());
-        let delay = Duration::from_secs_f64((renew_at - now_f64()).max(0.2));
+        let renew_at = nb + (na.duration_since(nb).unwrap_or_default()).mul_f64(0.6 + 0.3 * fastrand::f64());
+        let delay = renew_at.duration_since(SystemTime::now()).unwrap_or_default().max(Duration::from_millis(200));
         self.schedule_renewal(service.to_string(), cert.serial_number.clone(), delay);
         Ok(cert)
     }
@@ -256,7 +246,7 @@ impl Shared {
         let mut st = self.lock();
         let active = st.ca.active().json.id.clone();
         if let Some(l) = st.leaves.get(service) {
-            if l.root_id == active && now_secs() < l.not_after {
+            if l.root_id == active && SystemTime::now() < l.not_after {
                 return Ok((l.cert.clone(), true, l.issued_at.elapsed()));
             }
         }
@@ -266,7 +256,8 @@ impl Shared {
         Ok((cert, false, Duration::ZERO))
     }
 
-    pub fn issue_adhoc_leaf(&self, service: &str, not_before: i64, not_after: i64) -> Result<LeafCert> {
+    /// Sign a leaf for `service` with the active root over any window; not cached, not renewed.
+    pub fn issue_adhoc_leaf(&self, service: &str, not_before: SystemTime, not_after: SystemTime) -> Result<LeafCert> {
         let mut st = self.lock();
         let idx = st.next_index();
         let dc = self.cfg.datacenter.clone();
