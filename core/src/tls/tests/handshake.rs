@@ -1,14 +1,11 @@
 //! Real TLS handshakes between the configs of tls/, with Consul-shaped certificates from the test CA.
 
-mod tls_support;
-
-use consulnative::tls::testca::{ca_roots, TestCa};
-use consulnative::tls::verify::ServerVerifier;
-use consulnative::tls::{client_config, server_config, Expected, Leaf, Roots};
-use consulnative::Code;
+use super::support::{ca_roots, handshake, uri, Source, TestCa, TD};
+use crate::tls::verify::ServerVerifier;
+use crate::tls::{client_config, server_config, Expected, Leaf, Roots};
+use crate::error::Code;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tls_support::{handshake, uri, Source, TD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct World {
@@ -80,8 +77,8 @@ async fn tls_1_2_client_completes_mutual_tls_with_our_verifiers() {
         Expected::AnyService,
     )))
     .with_client_auth_cert(
-        consulnative::identity::certs_from_pem(&agent_leaf.cert_pem).unwrap(),
-        consulnative::identity::key_from_pem(&agent_leaf.private_key_pem).unwrap(),
+        crate::identity::certs_from_pem(&agent_leaf.cert_pem).unwrap(),
+        crate::identity::key_from_pem(&agent_leaf.private_key_pem).unwrap(),
     )
     .unwrap();
     client.enable_sni = false;
@@ -231,8 +228,8 @@ async fn any_service_dial_refuses_a_server_with_a_non_service_identity() {
     .unwrap()
     .with_no_client_auth()
     .with_single_cert(
-        consulnative::identity::certs_from_pem(&agent_cert.cert_pem).unwrap(),
-        consulnative::identity::key_from_pem(&agent_cert.private_key_pem).unwrap(),
+        crate::identity::certs_from_pem(&agent_cert.cert_pem).unwrap(),
+        crate::identity::key_from_pem(&agent_cert.private_key_pem).unwrap(),
     )
     .unwrap();
     let client = client_config(w.source("web"), Expected::AnyService, vec![]).unwrap();
@@ -375,7 +372,7 @@ async fn tls_1_1_client_is_refused_with_a_protocol_version_alert() {
     assert_eq!(reply.first(), Some(&0x15), "{reply:02x?}");
     assert_eq!(&reply[5..7], &[2, 70], "{reply:02x?}");
     let io_err = accept.await.unwrap().unwrap_err();
-    let err = consulnative::tls::handshake_error(&io_err);
+    let err = crate::tls::handshake_error(&io_err);
     assert_eq!(err.code, Code::Handshake, "{err}");
     assert!(err.message.contains("TLS 1.2 is the minimum"), "{err}");
 }

@@ -1,13 +1,10 @@
 //! Certificate rotation: root rotation with a cross-signed intermediate, and leaf swaps between handshakes.
 
-mod tls_support;
-
-use consulnative::tls::testca::{ca_roots, TestCa};
-use consulnative::tls::{
+use super::support::{ca_roots, handshake, uri, Source, TestCa, TD};
+use crate::tls::{
     client_config, handshake_error, peer_identity, server_config, Expected, Leaf, Roots,
 };
-use consulnative::Code;
-use tls_support::{handshake, uri, Source, TD};
+use crate::error::Code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -22,7 +19,7 @@ impl Rotation {
     fn new() -> Rotation {
         let r1 = TestCa::new(TD, "Consul CA 1");
         let mut r2 = TestCa::new(TD, "Consul CA 2");
-        r2.intermediates = vec![r2.cross_signed_by(&r1)];
+        r2.0.intermediates = vec![r2.cross_signed_by(&r1)];
         Rotation { r1, r2 }
     }
     fn old_roots(&self) -> Roots {
@@ -176,7 +173,7 @@ async fn swapping_the_leaf_changes_the_next_handshake_and_established_connection
         let tcp = TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         connector
-            .connect(consulnative::tls::dial_server_name(), tcp)
+            .connect(crate::tls::dial_server_name(), tcp)
             .await
             .map_err(|e| handshake_error(&e))
             .unwrap()
