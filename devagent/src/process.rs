@@ -264,4 +264,3 @@ impl Drop for DevAgentProcess {
 fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
-

@@ -4,8 +4,8 @@
 use super::ca::ConnectCa;
 use super::util;
 use super::{DevAgentConfig, Fault, FaultEndpoint, FaultKind};
-use consulnative_core::api::wire::{AgentService, HealthCheck, HealthEntry, Intention, LeafCert, Node};
 use crate::error::Result;
+use consulnative_core::api::wire::{AgentService, HealthCheck, HealthEntry, Intention, LeafCert, Node};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -64,7 +64,11 @@ impl State {
 
     /// The faults that apply to `ep`, in the order they were set.
     pub fn faults_for(&self, ep: FaultEndpoint) -> Vec<FaultKind> {
-        self.faults.iter().filter(|f| f.endpoint == ep || f.endpoint == FaultEndpoint::All).map(|f| f.kind.clone()).collect()
+        self.faults
+            .iter()
+            .filter(|f| f.endpoint == ep || f.endpoint == FaultEndpoint::All)
+            .map(|f| f.kind.clone())
+            .collect()
     }
 
     /// The intention that decides `default/<source> => default/<target>`, in Consul's precedence order.
@@ -335,7 +339,13 @@ impl Shared {
         self.notify();
     }
 
-    fn ttl_expiry(self: &Arc<Self>, service_id: &str, check_id: &str, generation: u64, ttl: Duration) -> Option<tokio::task::AbortHandle> {
+    fn ttl_expiry(
+        self: &Arc<Self>,
+        service_id: &str,
+        check_id: &str,
+        generation: u64,
+        ttl: Duration,
+    ) -> Option<tokio::task::AbortHandle> {
         let weak = Arc::downgrade(self);
         let (sid, cid) = (service_id.to_string(), check_id.to_string());
         self.spawn(async move {
@@ -358,14 +368,16 @@ impl Shared {
     /// Set a check's status; bumps the catalog index and wakes watchers only when something changed.
     pub fn set_check_status(&self, service_id: &str, check_id: &str, status: &str, output: &str) {
         let mut st = self.lock();
-        let changed = match st.services.get_mut(service_id).and_then(|s| s.checks.iter_mut().find(|c| c.hc.check_id == check_id)) {
-            Some(c) if c.hc.status != status || c.hc.output != output => {
-                c.hc.status = status.to_string();
-                c.hc.output = output.to_string();
-                true
-            }
-            _ => false,
-        };
+        let changed =
+            match st.services.get_mut(service_id).and_then(|s| s.checks.iter_mut().find(|c| c.hc.check_id == check_id))
+            {
+                Some(c) if c.hc.status != status || c.hc.output != output => {
+                    c.hc.status = status.to_string();
+                    c.hc.output = output.to_string();
+                    true
+                }
+                _ => false,
+            };
         if changed {
             let idx = st.next_index();
             st.catalog_index = idx;
@@ -375,13 +387,21 @@ impl Shared {
     }
 
     /// Update a TTL check (`pass`/`warn`/`fail`). `Err` = unknown check or not a TTL check (Consul's 404 text).
-    pub fn update_ttl_check(self: &Arc<Self>, check_id: &str, status: &str, note: &str) -> std::result::Result<(), String> {
+    pub fn update_ttl_check(
+        self: &Arc<Self>,
+        check_id: &str,
+        status: &str,
+        note: &str,
+    ) -> std::result::Result<(), String> {
         let mut st = self.lock();
-        let found = st.services.iter_mut().find_map(|(sid, s)| {
-            s.checks.iter_mut().find(|c| c.hc.check_id == check_id).map(|c| (sid.clone(), c))
-        });
+        let found = st
+            .services
+            .iter_mut()
+            .find_map(|(sid, s)| s.checks.iter_mut().find(|c| c.hc.check_id == check_id).map(|c| (sid.clone(), c)));
         let Some((sid, c)) = found else {
-            return Err(format!("Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."));
+            return Err(format!(
+                "Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."
+            ));
         };
         let Some(ttl) = c.ttl else {
             return Err(format!("CheckID {check_id:?} does not have associated TTL"));
@@ -411,7 +431,10 @@ impl Shared {
     /// Service ID and name of the service owning a check, if any.
     pub fn check_owner(&self, check_id: &str) -> Option<(String, String)> {
         let st = self.lock();
-        st.services.values().find(|s| s.checks.iter().any(|c| c.hc.check_id == check_id)).map(|s| (s.svc.id.clone(), s.svc.service.clone()))
+        st.services
+            .values()
+            .find(|s| s.checks.iter().any(|c| c.hc.check_id == check_id))
+            .map(|s| (s.svc.id.clone(), s.svc.service.clone()))
     }
 
     /// Entries for `/v1/health/connect/<name>` (`connect`) or `/v1/health/service/<name>`.

@@ -76,7 +76,8 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
     let subject_line = text.lines().find(|l| l.trim_start().starts_with("Subject:")).expect("Subject line");
     assert_eq!(subject_line.trim(), "Subject:", "subject must be empty: {subject_line:?}");
     assert!(text.contains("X509v3 Subject Alternative Name: critical"), "{text}");
-    let san_line = text.lines().skip_while(|l| !l.contains("Subject Alternative Name")).nth(1).unwrap().trim().to_string();
+    let san_line =
+        text.lines().skip_while(|l| !l.contains("Subject Alternative Name")).nth(1).unwrap().trim().to_string();
     assert_eq!(san_line, format!("URI:{}", l.service_uri), "exactly one URI SAN");
     assert!(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"), "{text}");
     assert!(text.contains("Digital Signature, Key Encipherment, Key Agreement"), "{text}");
@@ -95,7 +96,8 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
     assert!(rtext.contains("CA:TRUE"));
     let fp = rtext.lines().find(|l| l.contains("Fingerprint=")).unwrap().split('=').nth(1).unwrap().to_lowercase();
     assert_eq!(fp, roots.roots[0].id);
-    let skid = rtext.lines().skip_while(|l| !l.contains("Subject Key Identifier")).nth(1).unwrap().trim().to_lowercase();
+    let skid =
+        rtext.lines().skip_while(|l| !l.contains("Subject Key Identifier")).nth(1).unwrap().trim().to_lowercase();
     assert_eq!(skid, roots.roots[0].signing_key_id);
 
     // Validity: about 72h from ValidAfter, which is about a minute ago.
@@ -119,7 +121,9 @@ fn private_key_is_sec1_ec_and_openssl_accepts_it() {
     let cert = dir.write("leaf.pem", &pem_blocks(&l.cert_pem)[0]);
     let (_, kpub) = openssl(&["ec", "-in", path(&key), "-pubout"]);
     let (_, cpub) = openssl(&["x509", "-in", path(&cert), "-noout", "-pubkey"]);
-    let strip = |s: &str| s.lines().filter(|l| !l.starts_with("read EC") && !l.starts_with("writing")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines().filter(|l| !l.starts_with("read EC") && !l.starts_with("writing")).collect::<Vec<_>>().join("\n")
+    };
     assert_eq!(strip(&kpub), strip(&cpub));
 }
 
@@ -265,7 +269,16 @@ fn binary_prints_one_listening_line_and_writes_the_addr_file() {
     let addr_file = dir.0.join("addr");
     let t0 = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_consulnative-dev-agent"))
-        .args(["--http-addr", "127.0.0.1:0", "--addr-file", path(&addr_file), "--leaf-ttl", "1h", "--default-policy", "deny"])
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--addr-file",
+            path(&addr_file),
+            "--leaf-ttl",
+            "1h",
+            "--default-policy",
+            "deny",
+        ])
         .env("CONSUL_DEV_AGENT_TOKEN", "tok")
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -10,7 +10,8 @@ use consulnative_devagent::{DevAgentConfig, Fault, FaultEndpoint, FaultKind};
 use std::time::{Duration, Instant};
 
 fn is_colon_hex(s: &str) -> bool {
-    !s.is_empty() && s.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    !s.is_empty()
+        && s.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
 }
 
 fn is_rfc3339(s: &str) -> bool {
@@ -44,8 +45,20 @@ fn roots_endpoint_has_consul_shape_casing_and_headers() {
     }
     let root = &v["Roots"][0];
     for key in [
-        "ID", "Name", "SerialNumber", "SigningKeyID", "ExternalTrustDomain", "NotBefore", "NotAfter", "RootCert",
-        "IntermediateCerts", "Active", "PrivateKeyType", "PrivateKeyBits", "CreateIndex", "ModifyIndex",
+        "ID",
+        "Name",
+        "SerialNumber",
+        "SigningKeyID",
+        "ExternalTrustDomain",
+        "NotBefore",
+        "NotAfter",
+        "RootCert",
+        "IntermediateCerts",
+        "Active",
+        "PrivateKeyType",
+        "PrivateKeyBits",
+        "CreateIndex",
+        "ModifyIndex",
     ] {
         assert!(root.get(key).is_some(), "root missing {key}: {root}");
     }
@@ -79,7 +92,14 @@ fn leaf_endpoint_has_consul_shape_and_is_cached() {
     assert_eq!(r.header("X-Cache"), Some("MISS"));
     let v = r.value();
     for key in [
-        "SerialNumber", "CertPEM", "PrivateKeyPEM", "Service", "ServiceURI", "ValidAfter", "ValidBefore", "CreateIndex",
+        "SerialNumber",
+        "CertPEM",
+        "PrivateKeyPEM",
+        "Service",
+        "ServiceURI",
+        "ValidAfter",
+        "ValidBefore",
+        "CreateIndex",
         "ModifyIndex",
     ] {
         assert!(v.get(key).is_some(), "leaf missing {key}: {v}");
@@ -218,7 +238,10 @@ fn authorize_rejects_bad_bodies_with_consul_texts() {
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with("Request decode failed: "), "{}", r.body);
     assert!(r.header("Content-Type").unwrap_or("").starts_with("text/plain"));
-    let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#);
+    let r = c.post(
+        "/v1/agent/connect/authorize",
+        r#"{"Target":"","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#,
+    );
     assert_eq!((r.status, r.body.as_str()), (400, "Target service must be specified"));
     let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"db","ClientCertURI":"https://example.com/web"}"#);
     assert_eq!((r.status, r.body.as_str()), (400, "ClientCertURI not a valid Connect identifier"));
@@ -237,11 +260,24 @@ fn intentions_exact_api_roundtrip() {
     let r = c.get("/v1/connect/intentions/exact?source=web&destination=db");
     assert_eq!(r.status, 200);
     let v = r.value();
-    for key in ["SourceName", "DestinationName", "SourceNS", "DestinationNS", "SourceType", "Action", "Precedence", "CreateIndex", "ModifyIndex"] {
+    for key in [
+        "SourceName",
+        "DestinationName",
+        "SourceNS",
+        "DestinationNS",
+        "SourceType",
+        "Action",
+        "Precedence",
+        "CreateIndex",
+        "ModifyIndex",
+    ] {
         assert!(v.get(key).is_some(), "intention missing {key}: {v}");
     }
     let ixn: Intention = r.json();
-    assert_eq!((ixn.source_name.as_str(), ixn.destination_name.as_str(), ixn.action.as_str(), ixn.precedence), ("web", "db", "allow", 9));
+    assert_eq!(
+        (ixn.source_name.as_str(), ixn.destination_name.as_str(), ixn.action.as_str(), ixn.precedence),
+        ("web", "db", "allow", 9)
+    );
     let r = c.put("/v1/connect/intentions/exact?source=web&destination=db", r#"{"Action":"deny"}"#);
     assert_eq!(r.status, 200);
     let ixn2: Intention = c.get("/v1/connect/intentions/exact?source=web&destination=db").json();
@@ -294,17 +330,26 @@ fn acl_token_is_required_with_consul_403_texts() {
     assert!(r.body.ends_with("lacks permission 'service:write' on \"web\""), "{}", r.body);
     assert_eq!(c.call("PUT", "/v1/agent/service/register", &[("X-Consul-Token", "s3cret")], Some(reg)).status, 200);
     assert_eq!(c.put("/v1/agent/check/pass/service:web", "").status, 403);
-    assert_eq!(c.call("PUT", "/v1/agent/check/pass/service:web", &[("X-Consul-Token", "s3cret")], Some("")).status, 200);
+    assert_eq!(
+        c.call("PUT", "/v1/agent/check/pass/service:web", &[("X-Consul-Token", "s3cret")], Some("")).status,
+        200
+    );
     assert_eq!(c.put("/v1/agent/service/deregister/web", "").status, 403);
     assert_eq!(c.put("/v1/connect/ca/configuration", r#"{"Provider":"consul","Config":{}}"#).status, 403);
-    assert_eq!(c.call("PUT", "/v1/agent/service/deregister/web", &[("X-Consul-Token", "s3cret")], Some("")).status, 200);
+    assert_eq!(
+        c.call("PUT", "/v1/agent/service/deregister/web", &[("X-Consul-Token", "s3cret")], Some("")).status,
+        200
+    );
 }
 
 #[test]
 fn namespace_and_partition_parameters_get_ce_400() {
     let (_a, c) = default_agent();
     let r = c.get("/v1/agent/connect/ca/roots?ns=default");
-    assert_eq!((r.status, r.body.as_str()), (400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature")
+    );
     let r = c.get("/v1/agent/connect/ca/leaf/web?partition=default");
     assert_eq!(
         (r.status, r.body.as_str()),
@@ -458,7 +503,10 @@ fn faults_inject_status_malformed_delay_and_backwards_index() {
     // Delay on authorize.
     c.put("/_devagent/fault?endpoint=authorize&delay=400ms", "");
     let t0 = Instant::now();
-    let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"db","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#);
+    let r = c.post(
+        "/v1/agent/connect/authorize",
+        r#"{"Target":"db","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#,
+    );
     assert_eq!(r.status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(400));
     c.call("DELETE", "/_devagent/fault", &[], None);
@@ -510,7 +558,8 @@ fn dev_agent_handle_is_send_and_sync() {
 
 #[test]
 fn datacenter_and_node_name_options_reach_the_agent() {
-    let options = DevAgentOptions { datacenter: Some("east".into()), node_name: Some("n1".into()), ..Default::default() };
+    let options =
+        DevAgentOptions { datacenter: Some("east".into()), node_name: Some("n1".into()), ..Default::default() };
     let (a, c) = start(options);
     let v = c.get("/v1/agent/self").value();
     assert_eq!((v["Config"]["Datacenter"].as_str(), v["Config"]["NodeName"].as_str()), (Some("east"), Some("n1")));
@@ -551,10 +600,7 @@ fn issue_leaf_with_absurd_times_answers_400_and_the_agent_lives_on() {
 fn unknown_fault_endpoint_or_kind_answers_400_with_a_clear_text() {
     let (_a, c) = default_agent();
     let r = c.put("/_devagent/fault?endpoint=leafs&malformed=1", "");
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (400, "unknown fault endpoint \"leafs\" (all|roots|leaf|authorize)")
-    );
+    assert_eq!((r.status, r.body.as_str()), (400, "unknown fault endpoint \"leafs\" (all|roots|leaf|authorize)"));
     let r = c.put("/_devagent/fault?endpoint=all&explode=1", "");
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with("unknown fault kind \"explode\" (give status="), "{}", r.body);

@@ -100,7 +100,8 @@ impl Authority {
     pub fn root(trust_domain: &str, common_name: &str) -> Result<Authority> {
         let trust_domain = trust_domain.to_ascii_lowercase();
         let key = new_key()?;
-        let cert = ca_params(&trust_domain, common_name)?.self_signed(&key).map_err(|e| rcgen_err("self-sign root", e))?;
+        let cert =
+            ca_params(&trust_domain, common_name)?.self_signed(&key).map_err(|e| rcgen_err("self-sign root", e))?;
         Ok(Authority { trust_domain, name: common_name.to_string(), cert, key, intermediates: Vec::new() })
     }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
-
 /// Apply injected faults: delays first, then a replacement answer if any. Returns (answer, backwards index).
 pub(super) async fn apply_faults(sh: &Shared, ep: FaultEndpoint) -> (Option<Resp>, bool) {
     let kinds = sh.lock().faults_for(ep);
@@ -69,4 +68,3 @@ pub(super) async fn block(sh: &Shared, min_index: u64, wait: Duration, current: 
         }
     }
 }
-

@@ -94,17 +94,30 @@ pub(super) fn register(sh: &Arc<Shared>, r: &Req) -> Resp {
                     _ => return text(400, format!("Invalid check: Interval {s:?} is not a valid duration")),
                 },
             };
-            let timeout = c.timeout.as_deref().and_then(parse_go_duration).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10));
+            let timeout = c
+                .timeout
+                .as_deref()
+                .and_then(parse_go_duration)
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(10));
             tcp.push((check_id.clone(), addr.to_string(), interval, timeout));
         } else if ttl.is_none() {
             return text(400, "Invalid check: the dev agent supports only TTL and TCP checks");
         }
-        let status = c.status.clone().filter(|s| matches!(s.as_str(), "passing" | "warning" | "critical")).unwrap_or_else(|| "critical".to_string());
+        let status = c
+            .status
+            .clone()
+            .filter(|s| matches!(s.as_str(), "passing" | "warning" | "critical"))
+            .unwrap_or_else(|| "critical".to_string());
         checks.push(CheckEntry {
             hc: HealthCheck {
                 node: sh.cfg.node_name.clone(),
                 check_id,
-                name: c.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("Service '{}' check", reg.name)),
+                name: c
+                    .name
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| format!("Service '{}' check", reg.name)),
                 status,
                 output: String::new(),
                 service_id: id.clone(),
@@ -125,7 +138,10 @@ pub(super) fn deregister(sh: &Arc<Shared>, r: &Req, id: &str) -> Resp {
         return resp;
     }
     if name.is_none() {
-        return text(404, format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."));
+        return text(
+            404,
+            format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."),
+        );
     }
     let removed = {
         let mut st = sh.lock();
@@ -185,4 +201,3 @@ pub(super) fn agent_self(sh: &Shared) -> Resp {
     };
     json(&body, None)
 }
-

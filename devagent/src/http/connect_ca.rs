@@ -116,4 +116,3 @@ pub(super) fn ca_configuration(sh: &Arc<Shared>, r: &Req) -> Resp {
         Err(e) => text(500, e.message().to_string()),
     }
 }
-

@@ -57,7 +57,10 @@ pub(super) async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
 /// The `source` and `destination` query parameters, both required. `Err` is the 400 answer.
 #[allow(clippy::result_large_err)] // the Err is a ready answer; not worth boxing
 pub(super) fn source_destination(r: &Req) -> Result<(String, String), Resp> {
-    let source = r.q("source").filter(|s| !s.is_empty()).ok_or_else(|| text(400, "required query parameter 'source' not set"))?;
+    let source = r
+        .q("source")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| text(400, "required query parameter 'source' not set"))?;
     let dest = r
         .q("destination")
         .filter(|s| !s.is_empty())
@@ -119,7 +122,7 @@ pub(super) fn intention_check(sh: &Arc<Shared>, r: &Req) -> Resp {
         return resp;
     }
     let st = sh.lock();
-    let allowed = st.match_intention("default", &source, &dest).map(|i| i.action == "allow").unwrap_or(sh.cfg.default_allow);
+    let allowed =
+        st.match_intention("default", &source, &dest).map(|i| i.action == "allow").unwrap_or(sh.cfg.default_allow);
     json(&serde_json::json!({ "Allowed": allowed }), Some(st.intentions_index))
 }
-

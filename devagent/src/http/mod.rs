@@ -34,7 +34,11 @@ const MAX_BODY: usize = 4 << 20;
 pub const VERSION: &str = "1.22.0-dev+consulnative";
 
 /// Accept connections until `stop` flips (or its sender goes away).
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             break;
@@ -115,4 +119,3 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
     }
     Ok(resp)
 }
-

@@ -68,4 +68,3 @@ pub(super) fn method_not_allowed(method: &Method, allowed: &[&str]) -> Resp {
 pub(super) fn decode_failed(e: impl std::fmt::Display) -> Resp {
     text(400, format!("Request decode failed: {e}"))
 }
-

@@ -76,7 +76,11 @@ pub(super) async fn route(sh: &Arc<Shared>, r: &Req) -> Resp {
         only!("PUT");
         return deregister(sh, r, &id);
     }
-    for (prefix, st) in [("/v1/agent/check/pass/", "passing"), ("/v1/agent/check/warn/", "warning"), ("/v1/agent/check/fail/", "critical")] {
+    for (prefix, st) in [
+        ("/v1/agent/check/pass/", "passing"),
+        ("/v1/agent/check/warn/", "warning"),
+        ("/v1/agent/check/fail/", "critical"),
+    ] {
         if let Some(id) = seg(prefix) {
             only!("PUT");
             return check_update(sh, r, &id, st);
@@ -124,4 +128,3 @@ pub(super) fn check_dc(sh: &Shared, r: &Req) -> Option<Resp> {
         _ => None,
     }
 }
-

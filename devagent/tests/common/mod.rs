@@ -70,11 +70,8 @@ impl Client {
         let request = request.body(body.unwrap_or_default().to_string()).expect("request");
         let mut res = self.agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
+        let headers =
+            res.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
         let body = res.body_mut().read_to_string().unwrap_or_default();
         Resp { status, headers, body }
     }

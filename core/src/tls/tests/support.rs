@@ -69,10 +69,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(roots: Option<Roots>, leaf: Option<Leaf>) -> Arc<Source> {
-        Arc::new(Source {
-            roots: RwLock::new(roots.map(Arc::new)),
-            leaf: RwLock::new(leaf.map(Arc::new)),
-        })
+        Arc::new(Source { roots: RwLock::new(roots.map(Arc::new)), leaf: RwLock::new(leaf.map(Arc::new)) })
     }
     pub fn set_leaf(&self, leaf: Option<Leaf>) {
         *self.leaf.write().unwrap() = leaf.map(Arc::new);
@@ -120,18 +117,11 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server_task = tokio::spawn(async move {
-        let mut tls = TlsAcceptor::from(server)
-            .accept(server_io)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        let mut tls = TlsAcceptor::from(server).accept(server_io).await.map_err(|e| handshake_error(&e))?;
         let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.read_exact(&mut buf).await.map_err(|e| handshake_error(&e))?;
         assert_eq!(&buf, b"ping");
-        tls.write_all(b"pong")
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.write_all(b"pong").await.map_err(|e| handshake_error(&e))?;
         tls.flush().await.map_err(|e| handshake_error(&e))?;
         let conn = tls.get_ref().1;
         let side = Side {
@@ -144,18 +134,11 @@ where
     });
     let client_task = tokio::spawn(async move {
         let name = crate::tls::dial_server_name();
-        let mut tls = TlsConnector::from(client)
-            .connect(name, client_io)
-            .await
-            .map_err(|e| handshake_error(&e))?;
-        tls.write_all(b"ping")
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        let mut tls = TlsConnector::from(client).connect(name, client_io).await.map_err(|e| handshake_error(&e))?;
+        tls.write_all(b"ping").await.map_err(|e| handshake_error(&e))?;
         tls.flush().await.map_err(|e| handshake_error(&e))?;
         let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.read_exact(&mut buf).await.map_err(|e| handshake_error(&e))?;
         assert_eq!(&buf, b"pong");
         let conn = tls.get_ref().1;
         Ok::<_, Error>(Side {
@@ -165,7 +148,5 @@ where
         })
     });
     let both = async { (server_task.await.unwrap(), client_task.await.unwrap()) };
-    tokio::time::timeout(Duration::from_secs(20), both)
-        .await
-        .expect("handshake test timed out")
+    tokio::time::timeout(Duration::from_secs(20), both).await.expect("handshake test timed out")
 }
