@@ -13,23 +13,33 @@ use tokio::sync::watch;
 
 /// A leaf the agent has cached for the leaf endpoint.
 pub struct CachedLeaf {
+    /// The leaf as the endpoint answers it.
     pub cert: LeafCert,
     /// ID of the root that signed it.
     pub root_id: String,
+    /// When it expires; an expired leaf is reissued on the next request.
     pub not_after: SystemTime,
+    /// When it was issued, for the `Age` header.
     pub issued_at: Instant,
 }
 
+/// A service's health check.
 pub struct CheckEntry {
+    /// The check as health queries return it.
     pub hc: HealthCheck,
+    /// The TTL of a TTL check; `None` for a TCP check.
     pub ttl: Option<Duration>,
     /// Bumped on every TTL pass, so a stale expiry timer does nothing.
     pub generation: u64,
 }
 
+/// A registered service. Dropping it stops its check tasks.
 pub struct ServiceEntry {
+    /// The service as the catalog returns it.
     pub svc: AgentService,
+    /// Its checks.
     pub checks: Vec<CheckEntry>,
+    /// TCP probes and TTL expiry timers.
     pub tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -41,22 +51,32 @@ impl Drop for ServiceEntry {
     }
 }
 
+/// Everything the agent knows, behind one mutex.
 pub struct State {
+    /// The raft-like index, bumped by every change.
     pub index: u64,
+    /// The Connect CA.
     pub ca: ConnectCa,
+    /// Cached leaves by service name.
     pub leaves: HashMap<String, CachedLeaf>,
+    /// Intentions by (source, destination).
     pub intentions: BTreeMap<(String, String), Intention>,
+    /// The index of the last intention change.
     pub intentions_index: u64,
+    /// Registered services by ID.
     pub services: BTreeMap<String, ServiceEntry>,
+    /// The index of the last catalog or check change.
     pub catalog_index: u64,
     /// (roots index, when it was first served) for `X-Cache`/`Age`.
     pub roots_cached: Option<(u64, Instant)>,
     /// Per authorize target: (intentions index, when first served).
     pub authz_cached: HashMap<String, (u64, Instant)>,
+    /// Injected faults, in the order they were set.
     pub faults: Vec<Fault>,
 }
 
 impl State {
+    /// Bump and return the index.
     pub fn next_index(&mut self) -> u64 {
         self.index += 1;
         self.index
@@ -108,8 +128,11 @@ pub fn intention_string(ixn: &Intention) -> String {
     )
 }
 
+/// The state shared by the HTTP handlers and background tasks, with the wake-up channel of blocking queries.
 pub struct Shared {
+    /// The configuration the agent started with.
     pub cfg: DevAgentConfig,
+    /// A random node ID.
     pub node_id: String,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
@@ -117,6 +140,7 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A fresh agent state with a new CA.
     pub fn new(cfg: DevAgentConfig) -> Result<Shared> {
         // Start the index above 1 like a freshly bootstrapped server, so a backwards index is observable.
         let index = 10;
@@ -137,6 +161,7 @@ impl Shared {
         Ok(Shared { cfg, node_id: util::uuid4(), state: Mutex::new(state), changed, runtime: Mutex::new(None) })
     }
 
+    /// The state, even if a panicking thread poisoned the mutex.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -146,10 +171,12 @@ impl Shared {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// A receiver woken by every [`Shared::notify`].
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
+    /// Set (or clear, on stop) the runtime background tasks run on.
     pub fn set_runtime(&self, handle: Option<tokio::runtime::Handle>) {
         *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = handle;
     }
@@ -166,6 +193,7 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Intentions
 
+    /// Create or replace the intention `source => destination`.
     pub fn set_intention(&self, source: &str, destination: &str, allow: bool) {
         let mut st = self.lock();
         let idx = st.next_index();
@@ -191,6 +219,7 @@ impl Shared {
         self.notify();
     }
 
+    /// Remove the intention `source => destination` if present.
     pub fn delete_intention(&self, source: &str, destination: &str) {
         let mut st = self.lock();
         if st.intentions.remove(&(source.to_string(), destination.to_string())).is_some() {
@@ -268,6 +297,7 @@ impl Shared {
         st.ca.sign_leaf(service, &dc, not_before, not_after, idx)
     }
 
+    /// Rotate the CA root and reissue every cached leaf with the new root.
     pub fn rotate_ca(self: &Arc<Self>) -> Result<()> {
         let mut st = self.lock();
         let idx = st.next_index();
@@ -287,6 +317,7 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Catalog and checks
 
+    /// This agent's node.
     pub fn node(&self) -> Node {
         Node {
             id: self.node_id.clone(),
