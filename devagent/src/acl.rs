@@ -25,13 +25,20 @@ pub fn request_token(headers: &hyper::HeaderMap, query: &[(String, String)]) -> 
 
 /// Check that the request may use `permission` (e.g. `service:write`) on `resource` (None for operator-style
 /// permissions). `Err` holds Consul's 403 text.
-pub fn check(configured: Option<&str>, presented: Option<&str>, permission: &str, resource: Option<&str>) -> Result<(), String> {
+pub fn check(
+    configured: Option<&str>,
+    presented: Option<&str>,
+    permission: &str,
+    resource: Option<&str>,
+) -> Result<(), String> {
     let Some(configured) = configured else { return Ok(()) };
     match presented {
         Some(t) if constant_time_eq(t.as_bytes(), configured.as_bytes()) => Ok(()),
         Some(_) => Err("ACL not found".to_string()),
         None => {
-            let mut msg = format!("Permission denied: token with AccessorID '{ANONYMOUS_ACCESSOR}' lacks permission '{permission}'");
+            let mut msg = format!(
+                "Permission denied: token with AccessorID '{ANONYMOUS_ACCESSOR}' lacks permission '{permission}'"
+            );
             if let Some(r) = resource {
                 msg.push_str(&format!(" on {r:?}"));
             }

@@ -1,10 +1,18 @@
-//! The embedded Consul-compatible dev agent: `consul agent -dev` reduced to what Connect-native apps use.
+//! consulnative-devagent: a Consul-compatible dev agent, `consul agent -dev` reduced to what Connect-native apps
+//! use, for tests and demos. Never linked into the production library: the bindings, the C demo and the tests run
+//! the `consulnative-dev-agent` binary as a child process ([`process::DevAgentProcess`]).
 //!
 //! It serves, over plain HTTP on its own thread and tokio runtime: the agent CA roots and leaf endpoints
 //! (blocking queries, renewal at a random 60–90 % of the leaf lifetime, root rotation with a cross-signed
 //! intermediate), authorize against intentions, the intentions `exact` API, service registration with TTL and
-//! TCP checks, `/v1/health/connect/<name>`, `/v1/agent/self`, an optional ACL token, and test-only fault
-//! injection under `/_devagent/…`. See `shared/consul-connect-api.md` for the wire format.
+//! TCP checks, `/v1/health/connect/<name>`, `/v1/agent/self`, an optional ACL token, and test-only controls
+//! under `/_devagent/…` (faults, rotation, ad-hoc leaves). See `docs/consul-connect-api.md` in the repository for
+//! the wire format.
+//!
+//! Modules: [`ca`] is the workspace's one Consul-style CA (the agent's, and the one tests build certificates
+//! with); [`process`] starts and controls the binary; [`DevAgent`] is the server the binary runs. Internally,
+//! `http/` answers requests (one file per group of endpoints), `state` holds the CA, leaves, intentions, catalog
+//! and faults, `acl` checks the token.
 //!
 //! Decisions where Consul has several behaviours:
 //! - Authorize with no matching intention answers `Default behavior configured by ACLs`, which is what
@@ -16,22 +24,22 @@
 //! - A blocking query returns when the current index is greater than the requested one (like Consul's agent
 //!   cache), or when `wait` (+ up to wait/16 jitter) passes.
 
-mod acl;
-mod error;
-mod ca;
-mod http;
-mod state;
-pub mod process;
-pub mod testca;
-pub(crate) mod util;
+#![warn(missing_docs)]
 
-use consulnative_core::api::wire::LeafCert;
-use crate::error::{Error, Result};
+mod acl;
+pub mod ca;
+mod error;
+mod http;
+pub mod process;
+mod state;
+mod util;
+
 use state::Shared;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+pub use error::{Error, Result};
 pub use util::parse_go_duration;
 
 /// Configuration of a [`DevAgent`].
@@ -45,9 +53,9 @@ pub struct DevAgentConfig {
     pub default_allow: bool,
     /// Leaf certificate TTL. Default 72h; may be a few seconds for tests.
     pub leaf_ttl: Duration,
-    /// Default `dc1`.
+    /// The datacenter name. Default `dc1`.
     pub datacenter: String,
-    /// Default: the host name, else `consulnative-dev`.
+    /// The node name. Default: the host name, else `consulnative-dev`.
     pub node_name: String,
 }
 
@@ -91,8 +99,11 @@ fn default_node_name() -> String {
 pub enum FaultEndpoint {
     /// Roots, leaf and authorize.
     All,
+    /// `/v1/agent/connect/ca/roots`.
     Roots,
+    /// `/v1/agent/connect/ca/leaf/<service>`.
     Leaf,
+    /// `/v1/agent/connect/authorize`.
     Authorize,
 }
 
@@ -109,14 +120,19 @@ pub enum FaultKind {
     BackwardsIndex,
 }
 
-/// A test-only fault injected into the agent's answers until [`DevAgent::clear_faults`].
+/// A test-only fault injected into the agent's answers until cleared (`PUT`/`DELETE /_devagent/fault`, or
+/// [`process::DevAgentProcess::set_fault`] and [`process::DevAgentProcess::clear_faults`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// Where it applies.
     pub endpoint: FaultEndpoint,
+    /// What it does.
     pub kind: FaultKind,
 }
 
-/// A running dev agent. Stops on [`DevAgent::stop`] or drop.
+/// The dev agent server, running on its own thread: what the `consulnative-dev-agent` binary runs. Tests and
+/// other programs start the binary ([`process::DevAgentProcess`]) and control it over HTTP. Stops on
+/// [`DevAgent::stop`] or drop.
 pub struct DevAgent {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -177,39 +193,6 @@ impl DevAgent {
     /// `<cluster-uuid>.consul`.
     pub fn trust_domain(&self) -> String {
         self.shared.lock().ca.trust_domain.clone()
-    }
-
-    /// Create or replace the intention `source => destination` (`*` allowed on either side).
-    pub fn set_intention(&self, source: &str, destination: &str, allow: bool) {
-        self.shared.set_intention(source, destination, allow);
-    }
-
-    /// Remove the intention `source => destination` if present.
-    pub fn delete_intention(&self, source: &str, destination: &str) {
-        self.shared.delete_intention(source, destination);
-    }
-
-    /// Rotate the CA root: new active root, old one kept inactive, cross-signed intermediate, every cached leaf
-    /// reissued and blocked queries woken.
-    pub fn rotate_ca(&self) -> Result<()> {
-        self.shared.rotate_ca()
-    }
-
-    /// Sign an ad-hoc leaf for `service` with the active CA (not cached, not served by the leaf endpoint).
-    pub fn issue_leaf(&self, service: &str, not_before: SystemTime, not_after: SystemTime) -> Result<LeafCert> {
-        self.shared.issue_adhoc_leaf(service, util::unix_secs(not_before), util::unix_secs(not_after))
-    }
-
-    /// Inject a fault (test hook; several may be active).
-    pub fn set_fault(&self, fault: Fault) {
-        self.shared.lock().faults.push(fault);
-        self.shared.notify();
-    }
-
-    /// Remove every injected fault.
-    pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
-        self.shared.notify();
     }
 
     /// Close the listener and end the runtime thread. Idempotent.

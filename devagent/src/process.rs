@@ -31,6 +31,10 @@ pub struct DevAgentOptions {
     pub default_deny: bool,
     /// Leaf certificate lifetime (`None`: the agent's 72 h; at least one second).
     pub leaf_ttl: Option<Duration>,
+    /// Datacenter name (`None`: `dc1`).
+    pub datacenter: Option<String>,
+    /// Node name (`None`: the host name).
+    pub node_name: Option<String>,
 }
 
 impl std::fmt::Debug for DevAgentOptions {
@@ -41,6 +45,8 @@ impl std::fmt::Debug for DevAgentOptions {
             .field("acl_token", &self.acl_token.as_ref().map(|_| "<redacted>"))
             .field("default_deny", &self.default_deny)
             .field("leaf_ttl", &self.leaf_ttl)
+            .field("datacenter", &self.datacenter)
+            .field("node_name", &self.node_name)
             .finish()
     }
 }
@@ -102,6 +108,12 @@ impl DevAgentProcess {
         if let Some(ttl) = options.leaf_ttl {
             cmd.arg("--leaf-ttl").arg(format!("{}ms", ttl.as_millis().max(1000)));
         }
+        if let Some(dc) = &options.datacenter {
+            cmd.arg("--datacenter").arg(dc);
+        }
+        if let Some(node) = &options.node_name {
+            cmd.arg("--node-name").arg(node);
+        }
         cmd.env_remove("CONSUL_DEV_AGENT_TOKEN");
         if let Some(token) = &options.acl_token {
             cmd.env("CONSUL_DEV_AGENT_TOKEN", token);
@@ -138,6 +150,11 @@ impl DevAgentProcess {
     /// The agent's HTTP address as `ip:port` (for `CONSUL_HTTP_ADDR` or a client's `address`).
     pub fn address(&self) -> &str {
         &self.addr
+    }
+
+    /// The child's process ID while it runs (for tests that measure its CPU time); `None` once stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(child, _)| child.id())
     }
 
     /// The CA's trust domain (`<uuid>.consul`), from the roots endpoint.
@@ -230,6 +247,13 @@ impl DevAgentProcess {
     }
 }
 
+impl std::fmt::Debug for DevAgentProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("DevAgentProcess").field("addr", &self.addr).field("pid", &self.pid()).finish()
+    }
+}
+
 impl Drop for DevAgentProcess {
     fn drop(&mut self) {
         self.stop();
@@ -240,4 +264,3 @@ impl Drop for DevAgentProcess {
 fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
-

@@ -1,11 +1,11 @@
 //! Shared agent state: CA, cached leaves, intentions, the local catalog with checks, faults, the raft-like index
 //! and the wake-up channel for blocking queries.
 
-use super::ca::Ca;
-use super::util::{self, unix_secs};
+use super::ca::ConnectCa;
+use super::util;
 use super::{DevAgentConfig, Fault, FaultEndpoint, FaultKind};
-use consulnative_core::api::wire::{AgentService, HealthCheck, HealthEntry, Intention, LeafCert, Node};
 use crate::error::Result;
+use consulnative_core::api::wire::{AgentService, HealthCheck, HealthEntry, Intention, LeafCert, Node};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,23 +13,33 @@ use tokio::sync::watch;
 
 /// A leaf the agent has cached for the leaf endpoint.
 pub struct CachedLeaf {
+    /// The leaf as the endpoint answers it.
     pub cert: LeafCert,
     /// ID of the root that signed it.
     pub root_id: String,
-    pub not_after: i64,
+    /// When it expires; an expired leaf is reissued on the next request.
+    pub not_after: SystemTime,
+    /// When it was issued, for the `Age` header.
     pub issued_at: Instant,
 }
 
+/// A service's health check.
 pub struct CheckEntry {
+    /// The check as health queries return it.
     pub hc: HealthCheck,
+    /// The TTL of a TTL check; `None` for a TCP check.
     pub ttl: Option<Duration>,
     /// Bumped on every TTL pass, so a stale expiry timer does nothing.
     pub generation: u64,
 }
 
+/// A registered service. Dropping it stops its check tasks.
 pub struct ServiceEntry {
+    /// The service as the catalog returns it.
     pub svc: AgentService,
+    /// Its checks.
     pub checks: Vec<CheckEntry>,
+    /// TCP probes and TTL expiry timers.
     pub tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -41,22 +51,32 @@ impl Drop for ServiceEntry {
     }
 }
 
+/// Everything the agent knows, behind one mutex.
 pub struct State {
+    /// The raft-like index, bumped by every change.
     pub index: u64,
-    pub ca: Ca,
+    /// The Connect CA.
+    pub ca: ConnectCa,
+    /// Cached leaves by service name.
     pub leaves: HashMap<String, CachedLeaf>,
+    /// Intentions by (source, destination).
     pub intentions: BTreeMap<(String, String), Intention>,
+    /// The index of the last intention change.
     pub intentions_index: u64,
+    /// Registered services by ID.
     pub services: BTreeMap<String, ServiceEntry>,
+    /// The index of the last catalog or check change.
     pub catalog_index: u64,
     /// (roots index, when it was first served) for `X-Cache`/`Age`.
     pub roots_cached: Option<(u64, Instant)>,
     /// Per authorize target: (intentions index, when first served).
     pub authz_cached: HashMap<String, (u64, Instant)>,
+    /// Injected faults, in the order they were set.
     pub faults: Vec<Fault>,
 }
 
 impl State {
+    /// Bump and return the index.
     pub fn next_index(&mut self) -> u64 {
         self.index += 1;
         self.index
@@ -64,7 +84,11 @@ impl State {
 
     /// The faults that apply to `ep`, in the order they were set.
     pub fn faults_for(&self, ep: FaultEndpoint) -> Vec<FaultKind> {
-        self.faults.iter().filter(|f| f.endpoint == ep || f.endpoint == FaultEndpoint::All).map(|f| f.kind.clone()).collect()
+        self.faults
+            .iter()
+            .filter(|f| f.endpoint == ep || f.endpoint == FaultEndpoint::All)
+            .map(|f| f.kind.clone())
+            .collect()
     }
 
     /// The intention that decides `default/<source> => default/<target>`, in Consul's precedence order.
@@ -104,27 +128,23 @@ pub fn intention_string(ixn: &Intention) -> String {
     )
 }
 
+/// The state shared by the HTTP handlers and background tasks, with the wake-up channel of blocking queries.
 pub struct Shared {
+    /// The configuration the agent started with.
     pub cfg: DevAgentConfig,
+    /// A random node ID.
     pub node_id: String,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
     runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
-fn now_secs() -> i64 {
-    unix_secs(SystemTime::now())
-}
-
-fn now_f64() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 impl Shared {
+    /// A fresh agent state with a new CA.
     pub fn new(cfg: DevAgentConfig) -> Result<Shared> {
         // Start the index above 1 like a freshly bootstrapped server, so a backwards index is observable.
         let index = 10;
-        let ca = Ca::new(index)?;
+        let ca = ConnectCa::new(index)?;
         let state = State {
             index,
             ca,
@@ -141,6 +161,7 @@ impl Shared {
         Ok(Shared { cfg, node_id: util::uuid4(), state: Mutex::new(state), changed, runtime: Mutex::new(None) })
     }
 
+    /// The state, even if a panicking thread poisoned the mutex.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -150,10 +171,12 @@ impl Shared {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// A receiver woken by every [`Shared::notify`].
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
+    /// Set (or clear, on stop) the runtime background tasks run on.
     pub fn set_runtime(&self, handle: Option<tokio::runtime::Handle>) {
         *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = handle;
     }
@@ -170,6 +193,7 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Intentions
 
+    /// Create or replace the intention `source => destination`.
     pub fn set_intention(&self, source: &str, destination: &str, allow: bool) {
         let mut st = self.lock();
         let idx = st.next_index();
@@ -195,6 +219,7 @@ impl Shared {
         self.notify();
     }
 
+    /// Remove the intention `source => destination` if present.
     pub fn delete_intention(&self, source: &str, destination: &str) {
         let mut st = self.lock();
         if st.intentions.remove(&(source.to_string(), destination.to_string())).is_some() {
@@ -208,11 +233,10 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Leaves
 
-    /// Validity window of a new cached leaf: (not_before, not_after) in Unix seconds.
-    fn leaf_window(&self) -> (i64, i64) {
-        let ttl = self.cfg.leaf_ttl.as_secs().max(1) as i64;
-        let backdate = (ttl / 10).min(60);
-        let nb = now_secs() - backdate;
+    /// Validity window of a new cached leaf: valid from `now − min(60 s, TTL/10)` for the TTL.
+    fn leaf_window(&self) -> (SystemTime, SystemTime) {
+        let ttl = self.cfg.leaf_ttl.max(Duration::from_secs(1));
+        let nb = SystemTime::now() - (ttl / 10).min(Duration::from_secs(60));
         (nb, nb + ttl)
     }
 
@@ -228,9 +252,8 @@ impl Shared {
             CachedLeaf { cert: cert.clone(), root_id, not_after: na, issued_at: Instant::now() },
         );
         // Renew at a random point between 60 % and 90 % of the lifetime, like Consul's agent cache.
-        let lifetime = (na - nb) as f64;
-        let renew_at = nb as f64 + lifetime * (0.6 + 0.3 * fastrand::f64());
-        let delay = Duration::from_secs_f64((renew_at - now_f64()).max(0.2));
+        let renew_at = nb + (na.duration_since(nb).unwrap_or_default()).mul_f64(0.6 + 0.3 * fastrand::f64());
+        let delay = renew_at.duration_since(SystemTime::now()).unwrap_or_default().max(Duration::from_millis(200));
         self.schedule_renewal(service.to_string(), cert.serial_number.clone(), delay);
         Ok(cert)
     }
@@ -256,7 +279,7 @@ impl Shared {
         let mut st = self.lock();
         let active = st.ca.active().json.id.clone();
         if let Some(l) = st.leaves.get(service) {
-            if l.root_id == active && now_secs() < l.not_after {
+            if l.root_id == active && SystemTime::now() < l.not_after {
                 return Ok((l.cert.clone(), true, l.issued_at.elapsed()));
             }
         }
@@ -266,13 +289,15 @@ impl Shared {
         Ok((cert, false, Duration::ZERO))
     }
 
-    pub fn issue_adhoc_leaf(&self, service: &str, not_before: i64, not_after: i64) -> Result<LeafCert> {
+    /// Sign a leaf for `service` with the active root over any window; not cached, not renewed.
+    pub fn issue_adhoc_leaf(&self, service: &str, not_before: SystemTime, not_after: SystemTime) -> Result<LeafCert> {
         let mut st = self.lock();
         let idx = st.next_index();
         let dc = self.cfg.datacenter.clone();
         st.ca.sign_leaf(service, &dc, not_before, not_after, idx)
     }
 
+    /// Rotate the CA root and reissue every cached leaf with the new root.
     pub fn rotate_ca(self: &Arc<Self>) -> Result<()> {
         let mut st = self.lock();
         let idx = st.next_index();
@@ -292,6 +317,7 @@ impl Shared {
     // -----------------------------------------------------------------------------------------------------------
     // Catalog and checks
 
+    /// This agent's node.
     pub fn node(&self) -> Node {
         Node {
             id: self.node_id.clone(),
@@ -344,7 +370,13 @@ impl Shared {
         self.notify();
     }
 
-    fn ttl_expiry(self: &Arc<Self>, service_id: &str, check_id: &str, generation: u64, ttl: Duration) -> Option<tokio::task::AbortHandle> {
+    fn ttl_expiry(
+        self: &Arc<Self>,
+        service_id: &str,
+        check_id: &str,
+        generation: u64,
+        ttl: Duration,
+    ) -> Option<tokio::task::AbortHandle> {
         let weak = Arc::downgrade(self);
         let (sid, cid) = (service_id.to_string(), check_id.to_string());
         self.spawn(async move {
@@ -367,14 +399,16 @@ impl Shared {
     /// Set a check's status; bumps the catalog index and wakes watchers only when something changed.
     pub fn set_check_status(&self, service_id: &str, check_id: &str, status: &str, output: &str) {
         let mut st = self.lock();
-        let changed = match st.services.get_mut(service_id).and_then(|s| s.checks.iter_mut().find(|c| c.hc.check_id == check_id)) {
-            Some(c) if c.hc.status != status || c.hc.output != output => {
-                c.hc.status = status.to_string();
-                c.hc.output = output.to_string();
-                true
-            }
-            _ => false,
-        };
+        let changed =
+            match st.services.get_mut(service_id).and_then(|s| s.checks.iter_mut().find(|c| c.hc.check_id == check_id))
+            {
+                Some(c) if c.hc.status != status || c.hc.output != output => {
+                    c.hc.status = status.to_string();
+                    c.hc.output = output.to_string();
+                    true
+                }
+                _ => false,
+            };
         if changed {
             let idx = st.next_index();
             st.catalog_index = idx;
@@ -384,13 +418,21 @@ impl Shared {
     }
 
     /// Update a TTL check (`pass`/`warn`/`fail`). `Err` = unknown check or not a TTL check (Consul's 404 text).
-    pub fn update_ttl_check(self: &Arc<Self>, check_id: &str, status: &str, note: &str) -> std::result::Result<(), String> {
+    pub fn update_ttl_check(
+        self: &Arc<Self>,
+        check_id: &str,
+        status: &str,
+        note: &str,
+    ) -> std::result::Result<(), String> {
         let mut st = self.lock();
-        let found = st.services.iter_mut().find_map(|(sid, s)| {
-            s.checks.iter_mut().find(|c| c.hc.check_id == check_id).map(|c| (sid.clone(), c))
-        });
+        let found = st
+            .services
+            .iter_mut()
+            .find_map(|(sid, s)| s.checks.iter_mut().find(|c| c.hc.check_id == check_id).map(|c| (sid.clone(), c)));
         let Some((sid, c)) = found else {
-            return Err(format!("Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."));
+            return Err(format!(
+                "Unknown check ID {check_id:?}. Ensure that the check ID is passed, not the check name."
+            ));
         };
         let Some(ttl) = c.ttl else {
             return Err(format!("CheckID {check_id:?} does not have associated TTL"));
@@ -420,7 +462,10 @@ impl Shared {
     /// Service ID and name of the service owning a check, if any.
     pub fn check_owner(&self, check_id: &str) -> Option<(String, String)> {
         let st = self.lock();
-        st.services.values().find(|s| s.checks.iter().any(|c| c.hc.check_id == check_id)).map(|s| (s.svc.id.clone(), s.svc.service.clone()))
+        st.services
+            .values()
+            .find(|s| s.checks.iter().any(|c| c.hc.check_id == check_id))
+            .map(|s| (s.svc.id.clone(), s.svc.service.clone()))
     }
 
     /// Entries for `/v1/health/connect/<name>` (`connect`) or `/v1/health/service/<name>`.

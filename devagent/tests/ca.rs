@@ -1,34 +1,22 @@
 //! The dev agent's Connect CA checked independently with the `openssl` CLI, leaf renewal and rotation through
-//! blocking queries, the CPU cost of waiting queries, and the standalone binary.
+//! blocking queries, the CPU cost of waiting queries, and the standalone binary. Every test runs the binary as a
+//! child process.
 
-use consulnative::agent::types::{CaRoots, LeafCert};
-use consulnative::devagent::{DevAgent, DevAgentConfig};
+mod common;
+
+use common::{default_agent, start, Client};
+use consulnative_core::api::wire::{CaRoots, LeafCert};
+use consulnative_devagent::process::DevAgentOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn client() -> ureq::Agent {
-    let cfg = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build();
-    ureq::Agent::new_with_config(cfg)
+fn roots(c: &Client) -> CaRoots {
+    c.get("/v1/agent/connect/ca/roots").json()
 }
 
-/// GET returning (X-Consul-Index, body).
-fn get(c: &ureq::Agent, a: &DevAgent, path: &str) -> (u64, String) {
-    let mut r = c.get(format!("http://{}{}", a.addr(), path)).call().expect("GET");
-    assert_eq!(r.status().as_u16(), 200, "GET {path}");
-    let idx = r.headers().get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (idx, r.body_mut().read_to_string().expect("body"))
-}
-
-fn roots(c: &ureq::Agent, a: &DevAgent) -> CaRoots {
-    serde_json::from_str(&get(c, a, "/v1/agent/connect/ca/roots").1).expect("roots JSON")
-}
-
-fn leaf(c: &ureq::Agent, a: &DevAgent, svc: &str) -> LeafCert {
-    serde_json::from_str(&get(c, a, &format!("/v1/agent/connect/ca/leaf/{svc}")).1).expect("leaf JSON")
+fn leaf(c: &Client, svc: &str) -> LeafCert {
+    c.get(&format!("/v1/agent/connect/ca/leaf/{svc}")).json()
 }
 
 struct TempDir(PathBuf);
@@ -72,10 +60,9 @@ fn pem_blocks(bundle: &str) -> Vec<String> {
 
 #[test]
 fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
-    let a = DevAgent::start(DevAgentConfig::default()).unwrap();
-    let c = client();
-    let roots = roots(&c, &a);
-    let l = leaf(&c, &a, "web");
+    let (_a, c) = default_agent();
+    let roots = roots(&c);
+    let l = leaf(&c, "web");
     let dir = TempDir::new("verify");
     let root = dir.write("root.pem", &roots.roots[0].root_cert);
     let leaf_pem = dir.write("leaf.pem", &pem_blocks(&l.cert_pem)[0]);
@@ -89,7 +76,8 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
     let subject_line = text.lines().find(|l| l.trim_start().starts_with("Subject:")).expect("Subject line");
     assert_eq!(subject_line.trim(), "Subject:", "subject must be empty: {subject_line:?}");
     assert!(text.contains("X509v3 Subject Alternative Name: critical"), "{text}");
-    let san_line = text.lines().skip_while(|l| !l.contains("Subject Alternative Name")).nth(1).unwrap().trim().to_string();
+    let san_line =
+        text.lines().skip_while(|l| !l.contains("Subject Alternative Name")).nth(1).unwrap().trim().to_string();
     assert_eq!(san_line, format!("URI:{}", l.service_uri), "exactly one URI SAN");
     assert!(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"), "{text}");
     assert!(text.contains("Digital Signature, Key Encipherment, Key Agreement"), "{text}");
@@ -108,7 +96,8 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
     assert!(rtext.contains("CA:TRUE"));
     let fp = rtext.lines().find(|l| l.contains("Fingerprint=")).unwrap().split('=').nth(1).unwrap().to_lowercase();
     assert_eq!(fp, roots.roots[0].id);
-    let skid = rtext.lines().skip_while(|l| !l.contains("Subject Key Identifier")).nth(1).unwrap().trim().to_lowercase();
+    let skid =
+        rtext.lines().skip_while(|l| !l.contains("Subject Key Identifier")).nth(1).unwrap().trim().to_lowercase();
     assert_eq!(skid, roots.roots[0].signing_key_id);
 
     // Validity: about 72h from ValidAfter, which is about a minute ago.
@@ -118,8 +107,8 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
 
 #[test]
 fn private_key_is_sec1_ec_and_openssl_accepts_it() {
-    let a = DevAgent::start(DevAgentConfig::default()).unwrap();
-    let l = leaf(&client(), &a, "web");
+    let (_a, c) = default_agent();
+    let l = leaf(&c, "web");
     assert!(l.private_key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
     assert!(l.private_key_pem.ends_with("-----END EC PRIVATE KEY-----\n"));
     let dir = TempDir::new("key");
@@ -132,25 +121,28 @@ fn private_key_is_sec1_ec_and_openssl_accepts_it() {
     let cert = dir.write("leaf.pem", &pem_blocks(&l.cert_pem)[0]);
     let (_, kpub) = openssl(&["ec", "-in", path(&key), "-pubout"]);
     let (_, cpub) = openssl(&["x509", "-in", path(&cert), "-noout", "-pubkey"]);
-    let strip = |s: &str| s.lines().filter(|l| !l.starts_with("read EC") && !l.starts_with("writing")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines().filter(|l| !l.starts_with("read EC") && !l.starts_with("writing")).collect::<Vec<_>>().join("\n")
+    };
     assert_eq!(strip(&kpub), strip(&cpub));
 }
 
 #[test]
 fn blocking_leaf_query_returns_early_when_ca_rotates() {
-    let a = std::sync::Arc::new(DevAgent::start(DevAgentConfig::default()).unwrap());
-    let c = client();
-    let old_roots = roots(&c, &a);
-    let l1 = leaf(&c, &a, "web");
+    let (a, c) = default_agent();
+    let a = std::sync::Arc::new(a);
+    let old_roots = roots(&c);
+    let l1 = leaf(&c, "web");
     let a2 = a.clone();
     let rot = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         a2.rotate_ca().expect("rotate");
     });
     let t0 = Instant::now();
-    let (idx, body) = get(&c, &a, &format!("/v1/agent/connect/ca/leaf/web?index={}&wait=30s", l1.modify_index));
+    let r = c.get(&format!("/v1/agent/connect/ca/leaf/web?index={}&wait=30s", l1.modify_index));
     let el = t0.elapsed();
     rot.join().unwrap();
+    let (idx, body) = (r.index(), r.body);
     eprintln!("blocked leaf query returned {el:?} after start (rotation at 300ms)");
     assert!(el < Duration::from_secs(5));
     let l2: LeafCert = serde_json::from_str(&body).unwrap();
@@ -158,7 +150,7 @@ fn blocking_leaf_query_returns_early_when_ca_rotates() {
     assert_eq!(idx, l2.modify_index);
     assert_ne!(l2.serial_number, l1.serial_number);
 
-    let new_roots = roots(&c, &a);
+    let new_roots = roots(&c);
     assert_eq!(new_roots.roots.len(), 2);
     assert_ne!(new_roots.active_root_id, old_roots.active_root_id);
     let old = new_roots.roots.iter().find(|r| r.id == old_roots.active_root_id).unwrap();
@@ -192,12 +184,12 @@ fn blocking_leaf_query_returns_early_when_ca_rotates() {
 
 #[test]
 fn blocking_leaf_query_returns_early_on_ttl_renewal() {
-    let a = DevAgent::start(DevAgentConfig { leaf_ttl: Duration::from_secs(3), ..Default::default() }).unwrap();
-    let c = client();
-    let l1 = leaf(&c, &a, "web");
+    let (_a, c) = start(DevAgentOptions { leaf_ttl: Some(Duration::from_secs(3)), ..Default::default() });
+    let l1 = leaf(&c, "web");
     let t0 = Instant::now();
-    let (idx, body) = get(&c, &a, &format!("/v1/agent/connect/ca/leaf/web?index={}&wait=20s", l1.modify_index));
+    let r = c.get(&format!("/v1/agent/connect/ca/leaf/web?index={}&wait=20s", l1.modify_index));
     let el = t0.elapsed();
+    let (idx, body) = (r.index(), r.body);
     eprintln!("3s-TTL leaf renewed after {el:?}");
     assert!(el < Duration::from_secs(4), "renewal took {el:?}");
     let l2: LeafCert = serde_json::from_str(&body).unwrap();
@@ -208,11 +200,10 @@ fn blocking_leaf_query_returns_early_on_ttl_renewal() {
 
 #[test]
 fn issue_leaf_signs_an_adhoc_expired_leaf_with_the_active_ca() {
-    let a = DevAgent::start(DevAgentConfig::default()).unwrap();
-    let c = client();
-    let now = SystemTime::now();
-    let l = a.issue_leaf("web", now - Duration::from_secs(7200), now - Duration::from_secs(3600)).unwrap();
-    let r = roots(&c, &a);
+    let (a, c) = default_agent();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let l = a.issue_leaf("web", now - 7200, now - 3600).unwrap();
+    let r = roots(&c);
     let dir = TempDir::new("expired");
     let root = dir.write("root.pem", &r.roots[0].root_cert);
     let leaf_pem = dir.write("leaf.pem", &pem_blocks(&l.cert_pem)[0]);
@@ -221,45 +212,48 @@ fn issue_leaf_signs_an_adhoc_expired_leaf_with_the_active_ca() {
     let (ok, out) = openssl(&["verify", "-no_check_time", "-CAfile", path(&root), path(&leaf_pem)]);
     assert!(ok, "{out}");
     // Not cached: the leaf endpoint issues its own.
-    assert_ne!(leaf(&c, &a, "web").serial_number, l.serial_number);
+    assert_ne!(leaf(&c, "web").serial_number, l.serial_number);
 }
 
-fn process_cpu_seconds() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the provided struct.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+/// CPU seconds (user + system) the process `pid` has used, from /proc/<pid>/stat.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the whole line.
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // Ticks per second (USER_HZ), as `getconf` reports it.
+    let out = Command::new("getconf").arg("CLK_TCK").output().expect("run getconf");
+    let hz: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK");
+    ticks / hz
 }
 
 #[test]
 fn hundred_waiting_blocking_queries_cost_almost_no_cpu() {
-    let a = std::sync::Arc::new(DevAgent::start(DevAgentConfig::default()).unwrap());
-    let c = client();
-    let (idx, _) = get(&c, &a, "/v1/agent/connect/ca/roots");
+    let (a, c) = default_agent();
+    let pid = a.pid().expect("running agent");
+    let idx = c.get("/v1/agent/connect/ca/roots").index();
     let n = 100;
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
     let mut threads = Vec::new();
     for _ in 0..n {
-        let a = a.clone();
+        let c = Client::new(a.address());
         let b = barrier.clone();
         threads.push(std::thread::spawn(move || {
-            let c = client();
             b.wait();
             let t0 = Instant::now();
-            let (i, _) = get(&c, &a, &format!("/v1/agent/connect/ca/roots?index={idx}&wait=3s"));
-            (i, t0.elapsed())
+            let r = c.get(&format!("/v1/agent/connect/ca/roots?index={idx}&wait=3s"));
+            (r.index(), t0.elapsed())
         }));
     }
     barrier.wait();
-    // Let every request arrive and park, then measure while they wait.
+    // Let every request arrive and park, then measure the agent process while they wait.
     std::thread::sleep(Duration::from_millis(500));
-    let cpu0 = process_cpu_seconds();
+    let cpu0 = process_cpu_seconds(pid);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
-    let cpu = process_cpu_seconds() - cpu0;
+    let cpu = process_cpu_seconds(pid) - cpu0;
     let wall = t0.elapsed().as_secs_f64();
-    eprintln!("CPU while {n} blocking roots queries wait: {cpu:.4} s over {wall:.2} s");
+    eprintln!("agent CPU while {n} blocking roots queries wait: {cpu:.4} s over {wall:.2} s");
     for t in threads {
         let (i, el) = t.join().unwrap();
         assert_eq!(i, idx);
@@ -275,7 +269,16 @@ fn binary_prints_one_listening_line_and_writes_the_addr_file() {
     let addr_file = dir.0.join("addr");
     let t0 = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_consulnative-dev-agent"))
-        .args(["--http-addr", "127.0.0.1:0", "--addr-file", path(&addr_file), "--leaf-ttl", "1h", "--default-policy", "deny"])
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--addr-file",
+            path(&addr_file),
+            "--leaf-ttl",
+            "1h",
+            "--default-policy",
+            "deny",
+        ])
         .env("CONSUL_DEV_AGENT_TOKEN", "tok")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -287,13 +290,11 @@ fn binary_prints_one_listening_line_and_writes_the_addr_file() {
     let result = std::panic::catch_unwind(|| {
         assert_eq!(line, format!("consulnative-dev-agent listening on http://{addr}\n"));
         assert!(addr.starts_with("127.0.0.1:"));
-        let c = client();
-        let mut r = c.get(format!("http://{addr}/v1/agent/connect/ca/leaf/web")).call().unwrap();
-        assert_eq!(r.status().as_u16(), 403);
-        let _ = r.body_mut().read_to_string();
-        let mut r = c.get(format!("http://{addr}/v1/agent/connect/ca/leaf/web")).header("X-Consul-Token", "tok").call().unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let l: LeafCert = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        let c = Client::new(&addr);
+        assert_eq!(c.get("/v1/agent/connect/ca/leaf/web").status, 403);
+        let r = c.call("GET", "/v1/agent/connect/ca/leaf/web", &[("X-Consul-Token", "tok")], None);
+        assert_eq!(r.status, 200);
+        let l: LeafCert = r.json();
         assert!(l.valid_before > l.valid_after);
     });
     let _ = child.kill();

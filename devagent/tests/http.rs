@@ -1,116 +1,20 @@
-//! The dev agent's HTTP API over real HTTP: shapes, casing, status codes, error texts, blocking, ACL, faults.
+//! The dev agent's Consul API over real HTTP, against the binary run as a child process: shapes, casing, status
+//! codes, error texts, blocking queries, intentions, ACL, catalog and health.
 
-use consulnative::agent::types::{AuthorizeResponse, CaRoots, HealthEntry, Intention, LeafCert};
-use consulnative::devagent::{DevAgent, DevAgentConfig, Fault, FaultEndpoint, FaultKind};
+mod common;
+
+use common::{default_agent, start};
+use consulnative_core::api::wire::{AuthorizeResponse, CaRoots, HealthEntry, Intention, LeafCert};
+use consulnative_devagent::process::DevAgentOptions;
 use std::time::{Duration, Instant};
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn index(&self) -> u64 {
-        self.header("X-Consul-Index").expect("X-Consul-Index").parse().expect("numeric index")
-    }
-    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("bad JSON {e}: {}", self.body))
-    }
-    fn value(&self) -> serde_json::Value {
-        self.json()
-    }
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl Client {
-    fn new(a: &DevAgent) -> Client {
-        let cfg = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build();
-        Client { agent: ureq::Agent::new_with_config(cfg), base: format!("http://{}", a.addr()) }
-    }
-    fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
-        let url = format!("{}{}", self.base, path);
-        let res = match method {
-            "GET" | "DELETE" => {
-                let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
-                for (k, v) in headers {
-                    r = r.header(*k, *v);
-                }
-                r.call()
-            }
-            _ => {
-                let mut r = match method {
-                    "PUT" => self.agent.put(&url),
-                    "POST" => self.agent.post(&url),
-                    _ => panic!("method {method}"),
-                };
-                for (k, v) in headers {
-                    r = r.header(*k, *v);
-                }
-                match body {
-                    Some(b) => r.send(b),
-                    None => r.send_empty(),
-                }
-            }
-        };
-        let mut res = res.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let body = res.body_mut().read_to_string().unwrap_or_default();
-        Resp { status, headers, body }
-    }
-    fn get(&self, path: &str) -> Resp {
-        self.call("GET", path, &[], None)
-    }
-    fn put(&self, path: &str, body: &str) -> Resp {
-        self.call("PUT", path, &[], Some(body))
-    }
-    fn post(&self, path: &str, body: &str) -> Resp {
-        self.call("POST", path, &[], Some(body))
-    }
-}
-
-fn start(cfg: DevAgentConfig) -> (DevAgent, Client) {
-    let a = DevAgent::start(cfg).expect("start dev agent");
-    let c = Client::new(&a);
-    (a, c)
-}
-
-fn default_agent() -> (DevAgent, Client) {
-    start(DevAgentConfig::default())
-}
-
 fn is_colon_hex(s: &str) -> bool {
-    !s.is_empty() && s.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    !s.is_empty()
+        && s.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
 }
 
 fn is_rfc3339(s: &str) -> bool {
     s.len() == 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T' && s.ends_with('Z')
-}
-
-#[test]
-fn startup_to_first_answer_is_fast() {
-    let t0 = Instant::now();
-    let (_a, c) = default_agent();
-    let r = c.get("/v1/agent/connect/ca/roots");
-    let ms = t0.elapsed().as_secs_f64() * 1000.0;
-    eprintln!("dev agent startup to first roots answer: {ms:.1} ms");
-    assert_eq!(r.status, 200);
-    assert!(ms < 5000.0);
 }
 
 #[test]
@@ -129,14 +33,26 @@ fn roots_endpoint_has_consul_shape_casing_and_headers() {
     }
     let root = &v["Roots"][0];
     for key in [
-        "ID", "Name", "SerialNumber", "SigningKeyID", "ExternalTrustDomain", "NotBefore", "NotAfter", "RootCert",
-        "IntermediateCerts", "Active", "PrivateKeyType", "PrivateKeyBits", "CreateIndex", "ModifyIndex",
+        "ID",
+        "Name",
+        "SerialNumber",
+        "SigningKeyID",
+        "ExternalTrustDomain",
+        "NotBefore",
+        "NotAfter",
+        "RootCert",
+        "IntermediateCerts",
+        "Active",
+        "PrivateKeyType",
+        "PrivateKeyBits",
+        "CreateIndex",
+        "ModifyIndex",
     ] {
         assert!(root.get(key).is_some(), "root missing {key}: {root}");
     }
     assert!(root["IntermediateCerts"].is_null());
     let roots: CaRoots = r.json();
-    assert_eq!(roots.trust_domain, a.trust_domain());
+    assert_eq!(roots.trust_domain, a.trust_domain().unwrap());
     assert!(roots.trust_domain.ends_with(".consul"));
     let root = &roots.roots[0];
     assert_eq!(root.id, roots.active_root_id);
@@ -164,7 +80,14 @@ fn leaf_endpoint_has_consul_shape_and_is_cached() {
     assert_eq!(r.header("X-Cache"), Some("MISS"));
     let v = r.value();
     for key in [
-        "SerialNumber", "CertPEM", "PrivateKeyPEM", "Service", "ServiceURI", "ValidAfter", "ValidBefore", "CreateIndex",
+        "SerialNumber",
+        "CertPEM",
+        "PrivateKeyPEM",
+        "Service",
+        "ServiceURI",
+        "ValidAfter",
+        "ValidBefore",
+        "CreateIndex",
         "ModifyIndex",
     ] {
         assert!(v.get(key).is_some(), "leaf missing {key}: {v}");
@@ -174,7 +97,7 @@ fn leaf_endpoint_has_consul_shape_and_is_cached() {
     assert_eq!(r.index(), leaf.modify_index);
     assert!(is_colon_hex(&leaf.serial_number), "serial {}", leaf.serial_number);
     assert_eq!(leaf.service, "web");
-    assert_eq!(leaf.service_uri, format!("spiffe://{}/ns/default/dc/dc1/svc/web", a.trust_domain()));
+    assert_eq!(leaf.service_uri, format!("spiffe://{}/ns/default/dc/dc1/svc/web", a.trust_domain().unwrap()));
     assert!(is_rfc3339(&leaf.valid_after) && is_rfc3339(&leaf.valid_before));
     assert!(leaf.private_key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
     assert_eq!(leaf.cert_pem.matches("BEGIN CERTIFICATE").count(), 1, "no intermediates before a rotation");
@@ -245,7 +168,7 @@ fn blocking_query_parameters_are_validated() {
 #[test]
 fn authorize_allow_deny_and_default_with_consul_reasons() {
     let (a, c) = default_agent();
-    let td = a.trust_domain();
+    let td = a.trust_domain().unwrap();
     let uri = |svc: &str| format!("spiffe://{td}/ns/default/dc/dc1/svc/{svc}");
     let ask = |target: &str, src: &str| -> AuthorizeResponse {
         let r = c.post(
@@ -261,32 +184,32 @@ fn authorize_allow_deny_and_default_with_consul_reasons() {
     assert!(d.authorized);
     assert_eq!(d.reason, "Default behavior configured by ACLs");
     // Exact allow.
-    a.set_intention("web", "db", true);
+    a.set_intention("web", "db", true).unwrap();
     let r = ask("db", "web");
     assert!(r.authorized);
     assert_eq!(r.reason, "Matched L4 intention: default/web => default/db (Precedence: 9, Action: ALLOW)");
     // Wildcard source deny does not override the exact allow, but applies to others.
-    a.set_intention("*", "db", false);
+    a.set_intention("*", "db", false).unwrap();
     assert!(ask("db", "web").authorized);
     let r = ask("db", "billing");
     assert!(!r.authorized);
     assert_eq!(r.reason, "Matched L4 intention: default/* => default/db (Precedence: 8, Action: DENY)");
     // Exact deny.
-    a.set_intention("web", "db", false);
+    a.set_intention("web", "db", false).unwrap();
     let r = ask("db", "web");
     assert!(!r.authorized);
     assert_eq!(r.reason, "Matched L4 intention: default/web => default/db (Precedence: 9, Action: DENY)");
     // *->* precedence 5, exact->* precedence 6.
-    a.set_intention("*", "*", true);
+    a.set_intention("*", "*", true).unwrap();
     assert_eq!(ask("cache", "x").reason, "Matched L4 intention: default/* => default/* (Precedence: 5, Action: ALLOW)");
-    a.set_intention("x", "*", false);
+    a.set_intention("x", "*", false).unwrap();
     assert_eq!(ask("cache", "x").reason, "Matched L4 intention: default/x => default/* (Precedence: 6, Action: DENY)");
-    a.delete_intention("*", "*");
-    a.delete_intention("x", "*");
+    a.delete_intention("*", "*").unwrap();
+    a.delete_intention("x", "*").unwrap();
     assert_eq!(ask("cache", "x").reason, "Default behavior configured by ACLs");
 
     // A deny-by-default agent.
-    let (_b, c2) = start(DevAgentConfig { default_allow: false, ..Default::default() });
+    let (_b, c2) = start(DevAgentOptions { default_deny: true, ..Default::default() });
     let r = c2.post(
         "/v1/agent/connect/authorize",
         &format!(r#"{{"Target":"db","ClientCertURI":"{}","ClientCertSerial":"1d"}}"#, uri("web")),
@@ -303,11 +226,14 @@ fn authorize_rejects_bad_bodies_with_consul_texts() {
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with("Request decode failed: "), "{}", r.body);
     assert!(r.header("Content-Type").unwrap_or("").starts_with("text/plain"));
-    let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#);
+    let r = c.post(
+        "/v1/agent/connect/authorize",
+        r#"{"Target":"","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#,
+    );
     assert_eq!((r.status, r.body.as_str()), (400, "Target service must be specified"));
     let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"db","ClientCertURI":"https://example.com/web"}"#);
     assert_eq!((r.status, r.body.as_str()), (400, "ClientCertURI not a valid Connect identifier"));
-    let agent_uri = format!("spiffe://{}/agent/client/dc/dc1/id/node-1", a.trust_domain());
+    let agent_uri = format!("spiffe://{}/agent/client/dc/dc1/id/node-1", a.trust_domain().unwrap());
     let r = c.post("/v1/agent/connect/authorize", &format!(r#"{{"Target":"db","ClientCertURI":"{agent_uri}"}}"#));
     assert_eq!((r.status, r.body.as_str()), (400, "ClientCertURI not a valid Service identifier"));
     let r = c.call("GET", "/v1/agent/connect/authorize", &[], None);
@@ -322,11 +248,24 @@ fn intentions_exact_api_roundtrip() {
     let r = c.get("/v1/connect/intentions/exact?source=web&destination=db");
     assert_eq!(r.status, 200);
     let v = r.value();
-    for key in ["SourceName", "DestinationName", "SourceNS", "DestinationNS", "SourceType", "Action", "Precedence", "CreateIndex", "ModifyIndex"] {
+    for key in [
+        "SourceName",
+        "DestinationName",
+        "SourceNS",
+        "DestinationNS",
+        "SourceType",
+        "Action",
+        "Precedence",
+        "CreateIndex",
+        "ModifyIndex",
+    ] {
         assert!(v.get(key).is_some(), "intention missing {key}: {v}");
     }
     let ixn: Intention = r.json();
-    assert_eq!((ixn.source_name.as_str(), ixn.destination_name.as_str(), ixn.action.as_str(), ixn.precedence), ("web", "db", "allow", 9));
+    assert_eq!(
+        (ixn.source_name.as_str(), ixn.destination_name.as_str(), ixn.action.as_str(), ixn.precedence),
+        ("web", "db", "allow", 9)
+    );
     let r = c.put("/v1/connect/intentions/exact?source=web&destination=db", r#"{"Action":"deny"}"#);
     assert_eq!(r.status, 200);
     let ixn2: Intention = c.get("/v1/connect/intentions/exact?source=web&destination=db").json();
@@ -347,7 +286,7 @@ fn intentions_exact_api_roundtrip() {
 
 #[test]
 fn acl_token_is_required_with_consul_403_texts() {
-    let (_a, c) = start(DevAgentConfig { acl_token: Some("s3cret".into()), ..Default::default() });
+    let (_a, c) = start(DevAgentOptions { acl_token: Some("s3cret".into()), ..Default::default() });
     let r = c.get("/v1/agent/connect/ca/leaf/web");
     assert_eq!(r.status, 403);
     assert_eq!(
@@ -379,17 +318,26 @@ fn acl_token_is_required_with_consul_403_texts() {
     assert!(r.body.ends_with("lacks permission 'service:write' on \"web\""), "{}", r.body);
     assert_eq!(c.call("PUT", "/v1/agent/service/register", &[("X-Consul-Token", "s3cret")], Some(reg)).status, 200);
     assert_eq!(c.put("/v1/agent/check/pass/service:web", "").status, 403);
-    assert_eq!(c.call("PUT", "/v1/agent/check/pass/service:web", &[("X-Consul-Token", "s3cret")], Some("")).status, 200);
+    assert_eq!(
+        c.call("PUT", "/v1/agent/check/pass/service:web", &[("X-Consul-Token", "s3cret")], Some("")).status,
+        200
+    );
     assert_eq!(c.put("/v1/agent/service/deregister/web", "").status, 403);
     assert_eq!(c.put("/v1/connect/ca/configuration", r#"{"Provider":"consul","Config":{}}"#).status, 403);
-    assert_eq!(c.call("PUT", "/v1/agent/service/deregister/web", &[("X-Consul-Token", "s3cret")], Some("")).status, 200);
+    assert_eq!(
+        c.call("PUT", "/v1/agent/service/deregister/web", &[("X-Consul-Token", "s3cret")], Some("")).status,
+        200
+    );
 }
 
 #[test]
 fn namespace_and_partition_parameters_get_ce_400() {
     let (_a, c) = default_agent();
     let r = c.get("/v1/agent/connect/ca/roots?ns=default");
-    assert_eq!((r.status, r.body.as_str()), (400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature")
+    );
     let r = c.get("/v1/agent/connect/ca/leaf/web?partition=default");
     assert_eq!(
         (r.status, r.body.as_str()),
@@ -439,7 +387,7 @@ fn register_health_connect_ttl_and_tcp_checks() {
     assert_eq!(c.get("/v1/health/connect/db?passing=1&stale").body, "[]");
     // Blocking health query returns when the check passes.
     let idx = r.index();
-    let c2 = Client { agent: c.agent.clone(), base: c.base.clone() };
+    let c2 = c.clone();
     let passer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         c2.put("/v1/agent/check/pass/service:db-1?note=ok", "").status
@@ -496,7 +444,7 @@ fn register_health_connect_ttl_and_tcp_checks() {
 
 #[test]
 fn agent_self_reports_datacenter_node_and_version() {
-    let (_a, c) = start(DevAgentConfig { node_name: "node-x".into(), ..Default::default() });
+    let (_a, c) = start(DevAgentOptions { node_name: Some("node-x".into()), ..Default::default() });
     let v = c.get("/v1/agent/self").value();
     assert_eq!(v["Config"]["Datacenter"], "dc1");
     assert_eq!(v["Config"]["NodeName"], "node-x");
@@ -522,66 +470,4 @@ fn ca_configuration_put_rotates_and_rejects_malformed_json() {
     assert_eq!(new.intermediate_certs.as_ref().map(|v| v.len()), Some(1));
     let cfg = c.get("/v1/connect/ca/configuration").value();
     assert_eq!(cfg["Provider"], "consul");
-}
-
-#[test]
-fn faults_inject_status_malformed_delay_and_backwards_index() {
-    let (a, c) = default_agent();
-    // Rust API: status on leaf only.
-    a.set_fault(Fault { endpoint: FaultEndpoint::Leaf, kind: FaultKind::Status(500, "boom".into()) });
-    let r = c.get("/v1/agent/connect/ca/leaf/web");
-    assert_eq!((r.status, r.body.as_str()), (500, "boom"));
-    assert_eq!(c.get("/v1/agent/connect/ca/roots").status, 200);
-    a.clear_faults();
-    assert_eq!(c.get("/v1/agent/connect/ca/leaf/web").status, 200);
-    // HTTP: malformed roots.
-    assert_eq!(c.put("/_devagent/fault?endpoint=roots&malformed=1", "").status, 200);
-    let r = c.get("/v1/agent/connect/ca/roots");
-    assert_eq!(r.status, 200);
-    assert!(serde_json::from_str::<serde_json::Value>(&r.body).is_err());
-    assert_eq!(c.call("DELETE", "/_devagent/fault", &[], None).status, 200);
-    // Delay on authorize.
-    c.put("/_devagent/fault?endpoint=authorize&delay=400ms", "");
-    let t0 = Instant::now();
-    let r = c.post("/v1/agent/connect/authorize", r#"{"Target":"db","ClientCertURI":"spiffe://x.consul/ns/default/dc/dc1/svc/web"}"#);
-    assert_eq!(r.status, 200);
-    assert!(t0.elapsed() >= Duration::from_millis(400));
-    c.call("DELETE", "/_devagent/fault", &[], None);
-    // Backwards index on blocking queries.
-    let idx = c.get("/v1/agent/connect/ca/roots").index();
-    c.put("/_devagent/fault?endpoint=all&reset_index=1", "");
-    let t0 = Instant::now();
-    let r = c.get(&format!("/v1/agent/connect/ca/roots?index={idx}&wait=5s"));
-    assert!(t0.elapsed() < Duration::from_secs(2));
-    assert!(r.index() < idx, "index {} not below {idx}", r.index());
-    assert!(r.index() >= 1);
-    // Non-blocking requests are unaffected.
-    assert_eq!(c.get("/v1/agent/connect/ca/roots").index(), idx);
-    a.clear_faults();
-    assert_eq!(c.get("/v1/agent/connect/ca/roots?status=x").status, 200);
-    assert_eq!(c.put("/_devagent/fault?endpoint=nope&status=500", "").status, 400);
-}
-
-#[test]
-fn stop_closes_the_listener_and_is_idempotent() {
-    let (a, c) = default_agent();
-    assert_eq!(c.get("/v1/agent/self").status, 200);
-    let addr = a.addr();
-    a.stop();
-    a.stop();
-    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
-    // The port is free again and a taken port is an error.
-    let b = DevAgent::start(DevAgentConfig { http_addr: addr, ..Default::default() }).expect("rebind");
-    assert!(DevAgent::start(DevAgentConfig { http_addr: addr, ..Default::default() }).is_err());
-    drop(b);
-}
-
-#[test]
-fn dev_agent_handle_is_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<DevAgent>();
-    assert_send_sync::<DevAgentConfig>();
-    // The token never shows in Debug output.
-    let cfg = DevAgentConfig { acl_token: Some("very-secret".into()), ..Default::default() };
-    assert!(!format!("{cfg:?}").contains("very-secret"));
 }

@@ -205,7 +205,7 @@ pub fn verify_leaf(leaf: &Leaf, roots: &Roots, now: SystemTime) -> Result<()> {
 mod tests {
     use super::*;
     use crate::agent::types::CaRoot;
-    use crate::tls::testca::{ca_roots, TestCa};
+    use crate::tls::tests::support::{ca_roots, TestCa};
     use std::time::Duration;
 
     const TD: &str = "11111111-2222-3333-4444-555555555555.consul";
@@ -361,7 +361,7 @@ mod tests {
     fn cross_signed_leaf_verifies_against_the_old_root_alone_and_both() {
         let r1 = TestCa::new(TD, "Consul CA 1");
         let mut r2 = TestCa::new(TD, "Consul CA 2");
-        r2.intermediates = vec![r2.cross_signed_by(&r1)];
+        r2.0.intermediates = vec![r2.cross_signed_by(&r1)];
         let leaf = Leaf::from_agent(&r2.leaf("web")).unwrap();
         assert_eq!(leaf.chain.len(), 2);
         let now = SystemTime::now();
@@ -384,10 +384,8 @@ mod tests {
         )
         .unwrap();
         // Without the cross-signed copy, the old root alone does not trust the new leaf.
-        let bare = TestCa {
-            intermediates: vec![],
-            ..r2
-        };
+        let mut bare = r2;
+        bare.0.intermediates.clear();
         let bare_leaf = Leaf::from_agent(&bare.leaf("web")).unwrap();
         let err = verify_leaf(
             &bare_leaf,

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod material;
 pub mod peer;
 pub mod verify;
+#[cfg(test)] mod tests;
 
 pub use config::{client_config, dial_server_name, server_config, CertSource, Expected};
 pub use errors::{from_rustls, handshake_error};

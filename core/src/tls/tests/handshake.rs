@@ -1,14 +1,11 @@
 //! Real TLS handshakes between the configs of tls/, with Consul-shaped certificates from the test CA.
 
-mod tls_support;
-
-use consulnative::tls::testca::{ca_roots, TestCa};
-use consulnative::tls::verify::ServerVerifier;
-use consulnative::tls::{client_config, server_config, Expected, Leaf, Roots};
-use consulnative::Code;
+use super::support::{ca_roots, handshake, uri, Source, TestCa, TD};
+use crate::error::Code;
+use crate::tls::verify::ServerVerifier;
+use crate::tls::{client_config, server_config, Expected, Leaf, Roots};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tls_support::{handshake, uri, Source, TD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct World {
@@ -17,9 +14,7 @@ struct World {
 
 impl World {
     fn new() -> World {
-        World {
-            ca: TestCa::new(TD, "Consul CA 1"),
-        }
+        World { ca: TestCa::new(TD, "Consul CA 1") }
     }
     fn roots(&self) -> Roots {
         Roots::from_agent(&ca_roots(&self.ca, &[&self.ca])).unwrap()
@@ -40,23 +35,12 @@ fn alpn() -> Vec<Vec<u8>> {
 async fn services_of_one_ca_complete_mutual_tls_and_see_each_others_identity() {
     let w = World::new();
     let server = server_config(w.source("db"), alpn()).unwrap();
-    let client = client_config(
-        w.source("web"),
-        Expected::Uri(uri("db")),
-        vec![b"http/1.1".to_vec()],
-    )
-    .unwrap();
+    let client = client_config(w.source("web"), Expected::Uri(uri("db")), vec![b"http/1.1".to_vec()]).unwrap();
     let (s, c) = handshake(server, client).await;
     let (s, c) = (s.unwrap(), c.unwrap());
     assert_eq!(s.peer.uri, uri("web"));
-    assert_eq!(
-        (s.peer.service.as_str(), s.peer.namespace.as_str()),
-        ("web", "default")
-    );
-    assert_eq!(
-        (s.peer.partition.as_str(), s.peer.datacenter.as_str()),
-        ("default", "dc1")
-    );
+    assert_eq!((s.peer.service.as_str(), s.peer.namespace.as_str()), ("web", "default"));
+    assert_eq!((s.peer.partition.as_str(), s.peer.datacenter.as_str()), ("default", "dc1"));
     assert_eq!(s.peer.trust_domain, TD);
     assert_eq!(c.peer.uri, uri("db"));
     assert_eq!(c.version, rustls::ProtocolVersion::TLSv1_3);
@@ -69,21 +53,16 @@ async fn tls_1_2_client_completes_mutual_tls_with_our_verifiers() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
     let agent_leaf = w.ca.leaf("web");
-    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS12])
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(ServerVerifier::new(
-        w.source("web"),
-        Expected::AnyService,
-    )))
-    .with_client_auth_cert(
-        consulnative::identity::certs_from_pem(&agent_leaf.cert_pem).unwrap(),
-        consulnative::identity::key_from_pem(&agent_leaf.private_key_pem).unwrap(),
-    )
-    .unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::new(w.source("web"), Expected::AnyService)))
+        .with_client_auth_cert(
+            crate::identity::certs_from_pem(&agent_leaf.cert_pem).unwrap(),
+            crate::identity::key_from_pem(&agent_leaf.private_key_pem).unwrap(),
+        )
+        .unwrap();
     client.enable_sni = false;
     let (s, c) = handshake(server, Arc::new(client)).await;
     let (s, c) = (s.unwrap(), c.unwrap());
@@ -99,51 +78,32 @@ async fn client_with_foreign_ca_is_refused_with_certificate_invalid() {
     let client_leaf = Leaf::from_agent(&foreign.leaf("web")).unwrap();
     let serial = client_leaf.serial.clone();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let client = client_config(
-        Source::new(Some(w.roots()), Some(client_leaf)),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let client =
+        client_config(Source::new(Some(w.roots()), Some(client_leaf)), Expected::Uri(uri("db")), vec![]).unwrap();
     let (s, c) = handshake(server, client).await;
     let err = s.unwrap_err();
     assert_eq!(err.code, Code::CertificateInvalid, "{err}");
-    assert!(
-        err.message.contains(&uri("web")) && err.message.contains(&serial),
-        "{err}"
-    );
+    assert!(err.message.contains(&uri("web")) && err.message.contains(&serial), "{err}");
     assert!(err.message.contains("UnknownIssuer"), "{err}");
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::Handshake, "{err}");
-    assert!(
-        err.message
-            .starts_with("peer rejected our certificate: alert"),
-        "{err}"
-    );
+    assert!(err.message.starts_with("peer rejected our certificate: alert"), "{err}");
 }
 
 #[tokio::test]
 async fn client_without_certificate_is_refused_with_a_clear_message() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(ServerVerifier::new(
-        w.source("web"),
-        Expected::AnyService,
-    )))
-    .with_no_client_auth();
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::new(w.source("web"), Expected::AnyService)))
+        .with_no_client_auth();
     client.enable_sni = false;
     let (s, c) = handshake(server, Arc::new(client)).await;
     let err = s.unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (Code::Handshake, "peer sent no client certificate")
-    );
+    assert_eq!((err.code, err.message.as_str()), (Code::Handshake, "peer sent no client certificate"));
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::Handshake, "{err}");
     assert!(err.message.contains("CertificateRequired"), "{err}");
@@ -154,22 +114,13 @@ async fn expired_client_leaf_is_refused_with_certificate_invalid() {
     let w = World::new();
     let now = SystemTime::now();
     let hour = Duration::from_secs(3600);
-    let expired =
-        Leaf::from_agent(&w.ca.leaf_for_uri(&uri("web"), now - 3 * hour, now - hour)).unwrap();
+    let expired = Leaf::from_agent(&w.ca.leaf_for_uri(&uri("web"), now - 3 * hour, now - hour)).unwrap();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let client = client_config(
-        Source::new(Some(w.roots()), Some(expired)),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let client = client_config(Source::new(Some(w.roots()), Some(expired)), Expected::Uri(uri("db")), vec![]).unwrap();
     let (s, c) = handshake(server, client).await;
     let err = s.unwrap_err();
     assert_eq!(err.code, Code::CertificateInvalid, "{err}");
-    assert!(
-        err.message.contains("CertExpired") && err.message.contains(&uri("web")),
-        "{err}"
-    );
+    assert!(err.message.contains("CertExpired") && err.message.contains(&uri("web")), "{err}");
     assert_eq!(c.unwrap_err().code, Code::Handshake);
 }
 
@@ -181,14 +132,7 @@ async fn server_with_another_identity_fails_the_dial_with_identity_mismatch() {
     let (s, c) = handshake(server, client).await;
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::IdentityMismatch);
-    assert_eq!(
-        err.message,
-        format!(
-            "peer certificate mismatch got {}, want {}",
-            uri("web"),
-            uri("db")
-        )
-    );
+    assert_eq!(err.message, format!("peer certificate mismatch got {}, want {}", uri("web"), uri("db")));
     assert_eq!(s.unwrap_err().code, Code::Handshake);
 }
 
@@ -196,8 +140,7 @@ async fn server_with_another_identity_fails_the_dial_with_identity_mismatch() {
 async fn expected_uri_from_another_trust_domain_matches_by_chain_not_host() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let want =
-        "spiffe://00000000-0000-0000-0000-000000000000.consul/ns/default/dc/dc1/svc/DB".to_string();
+    let want = "spiffe://00000000-0000-0000-0000-000000000000.consul/ns/default/dc/dc1/svc/DB".to_string();
     let client = client_config(w.source("web"), Expected::Uri(want), vec![]).unwrap();
     let (s, c) = handshake(server, client).await;
     s.unwrap();
@@ -218,51 +161,36 @@ async fn any_service_dial_accepts_every_service_of_the_roots() {
 async fn any_service_dial_refuses_a_server_with_a_non_service_identity() {
     let w = World::new();
     let now = SystemTime::now();
-    let agent_cert = w.ca.leaf_for_uri(
-        &format!("spiffe://{TD}/agent/client/dc/dc1/id/node-1"),
-        now,
-        now + Duration::from_secs(600),
-    );
+    let agent_cert =
+        w.ca.leaf_for_uri(&format!("spiffe://{TD}/agent/client/dc/dc1/id/node-1"), now, now + Duration::from_secs(600));
     // Leaf::from_agent refuses non-service identities, so present it through a plain rustls server.
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        consulnative::identity::certs_from_pem(&agent_cert.cert_pem).unwrap(),
-        consulnative::identity::key_from_pem(&agent_cert.private_key_pem).unwrap(),
-    )
-    .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            crate::identity::certs_from_pem(&agent_cert.cert_pem).unwrap(),
+            crate::identity::key_from_pem(&agent_cert.private_key_pem).unwrap(),
+        )
+        .unwrap();
     let client = client_config(w.source("web"), Expected::AnyService, vec![]).unwrap();
     let (_, c) = handshake(Arc::new(server), client).await;
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::IdentityMismatch, "{err}");
-    assert!(
-        err.message.contains("not a Consul service identity"),
-        "{err}"
-    );
+    assert!(err.message.contains("not a Consul service identity"), "{err}");
 }
 
 #[tokio::test]
 async fn server_with_foreign_ca_fails_the_dial_with_certificate_invalid() {
     let w = World::new();
     let foreign = TestCa::new(TD, "Foreign");
-    let server_source = Source::new(
-        Some(w.roots()),
-        Some(Leaf::from_agent(&foreign.leaf("db")).unwrap()),
-    );
+    let server_source = Source::new(Some(w.roots()), Some(Leaf::from_agent(&foreign.leaf("db")).unwrap()));
     let server = server_config(server_source, vec![]).unwrap();
     let client = client_config(w.source("web"), Expected::Uri(uri("db")), vec![]).unwrap();
     let (_, c) = handshake(server, client).await;
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::CertificateInvalid, "{err}");
-    assert!(
-        err.message
-            .starts_with(&format!("server certificate {}", uri("db"))),
-        "{err}"
-    );
+    assert!(err.message.starts_with(&format!("server certificate {}", uri("db"))), "{err}");
 }
 
 #[tokio::test]
@@ -280,12 +208,7 @@ async fn listener_without_roots_fails_handshakes_with_not_ready() {
 async fn dialer_without_roots_fails_handshakes_with_not_ready() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let client = client_config(
-        Source::new(None, Some(w.leaf("web"))),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let client = client_config(Source::new(None, Some(w.leaf("web"))), Expected::Uri(uri("db")), vec![]).unwrap();
     let (_, c) = handshake(server, client).await;
     assert_eq!(c.unwrap_err().code, Code::NotReady);
 }
@@ -305,12 +228,7 @@ async fn listener_without_leaf_fails_handshakes_with_not_ready() {
 async fn dialer_without_leaf_fails_handshakes_with_not_ready() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
-    let client = client_config(
-        Source::new(Some(w.roots()), None),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let client = client_config(Source::new(Some(w.roots()), None), Expected::Uri(uri("db")), vec![]).unwrap();
     let (_, c) = handshake(server, client).await;
     let err = c.unwrap_err();
     assert_eq!(err.code, Code::NotReady, "{err}");
@@ -319,12 +237,8 @@ async fn dialer_without_leaf_fails_handshakes_with_not_ready() {
 #[tokio::test]
 async fn dial_expecting_a_non_service_uri_is_an_invalid_argument() {
     let w = World::new();
-    let err = client_config(
-        w.source("web"),
-        Expected::Uri(format!("spiffe://{TD}/agent/server/dc/dc1")),
-        vec![],
-    )
-    .unwrap_err();
+    let err = client_config(w.source("web"), Expected::Uri(format!("spiffe://{TD}/agent/server/dc/dc1")), vec![])
+        .unwrap_err();
     assert_eq!(err.code, Code::InvalidArgument);
 }
 
@@ -337,21 +251,14 @@ fn tls11_client_hello() -> Vec<u8> {
     body.extend([0x01, 0x00]); // null compression
     let extensions: &[u8] = &[
         0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x08, 0x04, // signature_algorithms
-        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00,
-        0x17, // supported_groups: x25519, secp256r1
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17, // supported_groups: x25519, secp256r1
         0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats: uncompressed
     ];
     body.extend([0x00, extensions.len() as u8]);
     body.extend(extensions);
     let mut handshake = vec![0x01, 0x00, (body.len() >> 8) as u8, body.len() as u8];
     handshake.extend(body);
-    let mut record = vec![
-        0x16,
-        0x03,
-        0x01,
-        (handshake.len() >> 8) as u8,
-        handshake.len() as u8,
-    ];
+    let mut record = vec![0x16, 0x03, 0x01, (handshake.len() >> 8) as u8, handshake.len() as u8];
     record.extend(handshake);
     record
 }
@@ -361,21 +268,15 @@ async fn tls_1_1_client_is_refused_with_a_protocol_version_alert() {
     let w = World::new();
     let server = server_config(w.source("db"), vec![]).unwrap();
     let (server_io, mut raw) = tokio::io::duplex(64 * 1024);
-    let accept = tokio::spawn(async move {
-        tokio_rustls::TlsAcceptor::from(server)
-            .accept(server_io)
-            .await
-    });
+    let accept = tokio::spawn(async move { tokio_rustls::TlsAcceptor::from(server).accept(server_io).await });
     raw.write_all(&tls11_client_hello()).await.unwrap();
     let mut reply = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut reply))
-        .await
-        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut reply)).await.unwrap();
     // An alert record: fatal (2), protocol_version (70).
     assert_eq!(reply.first(), Some(&0x15), "{reply:02x?}");
     assert_eq!(&reply[5..7], &[2, 70], "{reply:02x?}");
     let io_err = accept.await.unwrap().unwrap_err();
-    let err = consulnative::tls::handshake_error(&io_err);
+    let err = crate::tls::handshake_error(&io_err);
     assert_eq!(err.code, Code::Handshake, "{err}");
     assert!(err.message.contains("TLS 1.2 is the minimum"), "{err}");
 }

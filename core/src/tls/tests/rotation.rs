@@ -1,13 +1,8 @@
 //! Certificate rotation: root rotation with a cross-signed intermediate, and leaf swaps between handshakes.
 
-mod tls_support;
-
-use consulnative::tls::testca::{ca_roots, TestCa};
-use consulnative::tls::{
-    client_config, handshake_error, peer_identity, server_config, Expected, Leaf, Roots,
-};
-use consulnative::Code;
-use tls_support::{handshake, uri, Source, TD};
+use super::support::{ca_roots, handshake, uri, Source, TestCa, TD};
+use crate::error::Code;
+use crate::tls::{client_config, handshake_error, peer_identity, server_config, Expected, Leaf, Roots};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -22,7 +17,7 @@ impl Rotation {
     fn new() -> Rotation {
         let r1 = TestCa::new(TD, "Consul CA 1");
         let mut r2 = TestCa::new(TD, "Consul CA 2");
-        r2.intermediates = vec![r2.cross_signed_by(&r1)];
+        r2.0.intermediates = vec![r2.cross_signed_by(&r1)];
         Rotation { r1, r2 }
     }
     fn old_roots(&self) -> Roots {
@@ -45,17 +40,9 @@ async fn new_leaf_with_cross_signed_root_is_accepted_by_a_server_trusting_only_t
     let r = Rotation::new();
     let new_leaf = leaf(&r.r2, "web");
     assert_eq!(new_leaf.chain.len(), 2, "leaf + R2'");
-    let server = server_config(
-        Source::new(Some(r.old_roots()), Some(leaf(&r.r1, "db"))),
-        vec![],
-    )
-    .unwrap();
-    let client = client_config(
-        Source::new(Some(r.both_roots()), Some(new_leaf)),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let server = server_config(Source::new(Some(r.old_roots()), Some(leaf(&r.r1, "db"))), vec![]).unwrap();
+    let client =
+        client_config(Source::new(Some(r.both_roots()), Some(new_leaf)), Expected::Uri(uri("db")), vec![]).unwrap();
     let (s, c) = handshake(server, client).await;
     assert_eq!(s.unwrap().peer.service, "web");
     assert_eq!(c.unwrap().peer.service, "db");
@@ -64,17 +51,10 @@ async fn new_leaf_with_cross_signed_root_is_accepted_by_a_server_trusting_only_t
 #[tokio::test]
 async fn new_leaf_with_cross_signed_root_is_accepted_by_a_server_trusting_both_roots() {
     let r = Rotation::new();
-    let server = server_config(
-        Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "db"))),
-        vec![],
-    )
-    .unwrap();
-    let client = client_config(
-        Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "web"))),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let server = server_config(Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "db"))), vec![]).unwrap();
+    let client =
+        client_config(Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "web"))), Expected::Uri(uri("db")), vec![])
+            .unwrap();
     let (s, c) = handshake(server, client).await;
     s.unwrap();
     c.unwrap();
@@ -86,12 +66,9 @@ async fn server_trusting_both_roots_accepts_old_and_new_client_leaves() {
     let server_source = Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "db")));
     for (ca, service) in [(&r.r1, "old-client"), (&r.r2, "new-client")] {
         let server = server_config(server_source.clone(), vec![]).unwrap();
-        let client = client_config(
-            Source::new(Some(r.both_roots()), Some(leaf(ca, service))),
-            Expected::Uri(uri("db")),
-            vec![],
-        )
-        .unwrap();
+        let client =
+            client_config(Source::new(Some(r.both_roots()), Some(leaf(ca, service))), Expected::Uri(uri("db")), vec![])
+                .unwrap();
         let (s, c) = handshake(server, client).await;
         assert_eq!(s.unwrap().peer.service, service);
         c.unwrap();
@@ -101,17 +78,10 @@ async fn server_trusting_both_roots_accepts_old_and_new_client_leaves() {
 #[tokio::test]
 async fn dialer_still_on_the_old_root_verifies_a_server_with_a_new_leaf() {
     let r = Rotation::new();
-    let server = server_config(
-        Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "db"))),
-        vec![],
-    )
-    .unwrap();
-    let client = client_config(
-        Source::new(Some(r.old_roots()), Some(leaf(&r.r1, "web"))),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let server = server_config(Source::new(Some(r.both_roots()), Some(leaf(&r.r2, "db"))), vec![]).unwrap();
+    let client =
+        client_config(Source::new(Some(r.old_roots()), Some(leaf(&r.r1, "web"))), Expected::Uri(uri("db")), vec![])
+            .unwrap();
     let (s, c) = handshake(server, client).await;
     s.unwrap();
     assert_eq!(c.unwrap().peer.service, "db");
@@ -143,12 +113,8 @@ async fn swapping_the_leaf_changes_the_next_handshake_and_established_connection
     assert_ne!(first_serial, second_serial);
     let server_source = Source::new(Some(roots()), Some(first));
     let server = server_config(server_source.clone(), vec![]).unwrap();
-    let client = client_config(
-        Source::new(Some(roots()), Some(leaf(&ca, "web"))),
-        Expected::Uri(uri("db")),
-        vec![],
-    )
-    .unwrap();
+    let client =
+        client_config(Source::new(Some(roots()), Some(leaf(&ca, "web"))), Expected::Uri(uri("db")), vec![]).unwrap();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -175,11 +141,7 @@ async fn swapping_the_leaf_changes_the_next_handshake_and_established_connection
     let dial = || async {
         let tcp = TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
-        connector
-            .connect(consulnative::tls::dial_server_name(), tcp)
-            .await
-            .map_err(|e| handshake_error(&e))
-            .unwrap()
+        connector.connect(crate::tls::dial_server_name(), tcp).await.map_err(|e| handshake_error(&e)).unwrap()
     };
     let echo = |mut tls: tokio_rustls::client::TlsStream<TcpStream>, msg: &'static [u8]| async move {
         tls.write_all(msg).await.unwrap();
@@ -190,28 +152,13 @@ async fn swapping_the_leaf_changes_the_next_handshake_and_established_connection
     };
 
     let conn1 = echo(dial().await, b"before").await;
-    assert_eq!(
-        peer_identity(conn1.get_ref().1.peer_certificates().unwrap())
-            .unwrap()
-            .serial,
-        first_serial
-    );
+    assert_eq!(peer_identity(conn1.get_ref().1.peer_certificates().unwrap()).unwrap().serial, first_serial);
 
     server_source.set_leaf(Some(second));
     let conn2 = echo(dial().await, b"after").await;
-    assert_eq!(
-        peer_identity(conn2.get_ref().1.peer_certificates().unwrap())
-            .unwrap()
-            .serial,
-        second_serial
-    );
+    assert_eq!(peer_identity(conn2.get_ref().1.peer_certificates().unwrap()).unwrap().serial, second_serial);
 
     // The connection made with the old leaf keeps working after the swap.
     let conn1 = echo(conn1, b"still here").await;
-    assert_eq!(
-        peer_identity(conn1.get_ref().1.peer_certificates().unwrap())
-            .unwrap()
-            .serial,
-        first_serial
-    );
+    assert_eq!(peer_identity(conn1.get_ref().1.peer_certificates().unwrap()).unwrap().serial, first_serial);
 }

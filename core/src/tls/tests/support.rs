@@ -1,12 +1,58 @@
-//! Shared helpers for the tests/tls_*.rs suites: a swappable CertSource and a handshake driver.
+//! What the TLS tests share: the dev agent's CA with its answers in this crate's types, a swappable
+//! [`CertSource`], and a handshake driver.
 #![allow(dead_code)]
 
-use consulnative::tls::{handshake_error, peer_identity, CertSource, Leaf, PeerIdentity, Roots};
-use consulnative::{Error, Result};
+use crate::agent::types::{CaRoots, LeafCert};
+use crate::error::{Error, Result};
+use crate::tls::{handshake_error, peer_identity, CertSource, Leaf, PeerIdentity, Roots};
+use consulnative_devagent::ca::{self, Authority};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// The workspace's one Consul-style CA, `consulnative_devagent::ca::Authority`. The dev agent crate (a
+/// dev-dependency) links its own copy of this crate, so the wire types it returns are not ours: [`ours`]
+/// converts them through JSON, the format both copies share.
+pub struct TestCa(pub Authority);
+
+/// One of the dev agent's wire values as this crate's type of the same JSON shape.
+fn ours<T: serde::Serialize, U: serde::de::DeserializeOwned>(theirs: &T) -> U {
+    serde_json::from_value(serde_json::to_value(theirs).expect("encode")).expect("decode")
+}
+
+impl TestCa {
+    /// A root for `trust_domain` with subject `CN=<common_name>`.
+    pub fn new(trust_domain: &str, common_name: &str) -> TestCa {
+        TestCa(Authority::root(trust_domain, common_name).expect("test root"))
+    }
+    /// An intermediate signed by this CA; its leaves carry it.
+    pub fn intermediate(&self, common_name: &str) -> TestCa {
+        TestCa(self.0.intermediate(common_name).expect("test intermediate"))
+    }
+    /// This CA's certificate, same subject and key, signed by `old` (PEM).
+    pub fn cross_signed_by(&self, old: &TestCa) -> String {
+        self.0.cross_signed_by(&old.0).expect("cross-signed root")
+    }
+    /// This CA's certificate (PEM).
+    pub fn pem(&self) -> String {
+        self.0.pem()
+    }
+    /// A leaf for `service` in `dc1`, valid from a minute ago for 72 h.
+    pub fn leaf(&self, service: &str) -> LeafCert {
+        ours(&self.0.leaf(service).expect("test leaf"))
+    }
+    /// A leaf with exactly this URI SAN and validity.
+    pub fn leaf_for_uri(&self, uri: &str, not_before: SystemTime, not_after: SystemTime) -> LeafCert {
+        ours(&self.0.sign_leaf(uri, not_before, not_after).expect("test leaf"))
+    }
+}
+
+/// The agent's roots answer listing `roots`, with `active` marked active.
+pub fn ca_roots(active: &TestCa, roots: &[&TestCa]) -> CaRoots {
+    let roots: Vec<&Authority> = roots.iter().map(|r| &r.0).collect();
+    ours(&ca::ca_roots(&active.0, &roots))
+}
 
 pub const TD: &str = "7f42f496-fbc7-8692-05ed-334aa5340c1e.consul";
 
@@ -23,10 +69,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(roots: Option<Roots>, leaf: Option<Leaf>) -> Arc<Source> {
-        Arc::new(Source {
-            roots: RwLock::new(roots.map(Arc::new)),
-            leaf: RwLock::new(leaf.map(Arc::new)),
-        })
+        Arc::new(Source { roots: RwLock::new(roots.map(Arc::new)), leaf: RwLock::new(leaf.map(Arc::new)) })
     }
     pub fn set_leaf(&self, leaf: Option<Leaf>) {
         *self.leaf.write().unwrap() = leaf.map(Arc::new);
@@ -74,18 +117,11 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server_task = tokio::spawn(async move {
-        let mut tls = TlsAcceptor::from(server)
-            .accept(server_io)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        let mut tls = TlsAcceptor::from(server).accept(server_io).await.map_err(|e| handshake_error(&e))?;
         let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.read_exact(&mut buf).await.map_err(|e| handshake_error(&e))?;
         assert_eq!(&buf, b"ping");
-        tls.write_all(b"pong")
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.write_all(b"pong").await.map_err(|e| handshake_error(&e))?;
         tls.flush().await.map_err(|e| handshake_error(&e))?;
         let conn = tls.get_ref().1;
         let side = Side {
@@ -97,19 +133,12 @@ where
         Ok::<_, Error>(side)
     });
     let client_task = tokio::spawn(async move {
-        let name = consulnative::tls::dial_server_name();
-        let mut tls = TlsConnector::from(client)
-            .connect(name, client_io)
-            .await
-            .map_err(|e| handshake_error(&e))?;
-        tls.write_all(b"ping")
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        let name = crate::tls::dial_server_name();
+        let mut tls = TlsConnector::from(client).connect(name, client_io).await.map_err(|e| handshake_error(&e))?;
+        tls.write_all(b"ping").await.map_err(|e| handshake_error(&e))?;
         tls.flush().await.map_err(|e| handshake_error(&e))?;
         let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf)
-            .await
-            .map_err(|e| handshake_error(&e))?;
+        tls.read_exact(&mut buf).await.map_err(|e| handshake_error(&e))?;
         assert_eq!(&buf, b"pong");
         let conn = tls.get_ref().1;
         Ok::<_, Error>(Side {
@@ -119,7 +148,5 @@ where
         })
     });
     let both = async { (server_task.await.unwrap(), client_task.await.unwrap()) };
-    tokio::time::timeout(Duration::from_secs(20), both)
-        .await
-        .expect("handshake test timed out")
+    tokio::time::timeout(Duration::from_secs(20), both).await.expect("handshake test timed out")
 }
