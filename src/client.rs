@@ -35,7 +35,11 @@ pub extern "C" fn consulnative_config_new(out: *mut *mut consulnative_config) ->
 /// `authorize_timeout_ms`. An unknown key or a bad value is `CONSULNATIVE_RESULT_INVALID_ARGUMENT`.
 /// A NULL or empty value clears an optional key.
 #[no_mangle]
-pub extern "C" fn consulnative_config_set(config: *mut consulnative_config, key: *const c_char, value: *const c_char) -> consulnative_result {
+pub extern "C" fn consulnative_config_set(
+    config: *mut consulnative_config,
+    key: *const c_char,
+    value: *const c_char,
+) -> consulnative_result {
     call(|| {
         // SAFETY: a handle from consulnative_config_new, not used concurrently (documented).
         let config = unsafe { config.as_mut() }
@@ -55,7 +59,10 @@ pub extern "C" fn consulnative_config_free(config: *mut consulnative_config) {
 /// Creates a client from `config` (NULL: from the environment alone). Nothing is sent to the agent until a
 /// service starts or a call is made. Free it with `consulnative_client_free`; services keep working after that.
 #[no_mangle]
-pub extern "C" fn consulnative_client_new(config: *const consulnative_config, out: *mut *mut consulnative_client) -> consulnative_result {
+pub extern "C" fn consulnative_client_new(
+    config: *const consulnative_config,
+    out: *mut *mut consulnative_client,
+) -> consulnative_result {
     call(|| {
         out_ptr(out, "out")?;
         // SAFETY: NULL or a handle from consulnative_config_new.
@@ -109,26 +116,38 @@ fn parse_check(check: Option<&str>) -> Result<RegistrationCheck> {
     let Some(check) = check else { return Ok(RegistrationCheck::None) };
     let (kind, ms) = match check.split_once(':') {
         Some((k, v)) => {
-            let ms = v.trim().parse::<u64>().map_err(|_| Error::invalid(format!("bad check {check:?}: the period is in milliseconds")))?;
+            let ms = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| Error::invalid(format!("bad check {check:?}: the period is in milliseconds")))?;
             (k, Some(Duration::from_millis(ms)))
         }
         None => (check, None),
     };
     match kind.trim() {
         "tcp" => Ok(RegistrationCheck::Tcp { interval: ms.unwrap_or(Duration::from_secs(10)) }),
-        "ttl" => Ok(RegistrationCheck::Ttl { ttl: ms.ok_or_else(|| Error::invalid("a ttl check needs a period: \"ttl:<ms>\""))? }),
+        "ttl" => Ok(RegistrationCheck::Ttl {
+            ttl: ms.ok_or_else(|| Error::invalid("a ttl check needs a period: \"ttl:<ms>\""))?,
+        }),
         _ => Err(Error::invalid(format!("unknown check {check:?}: use \"tcp\", \"tcp:<ms>\" or \"ttl:<ms>\""))),
     }
 }
 
 /// Deregisters a service by its ID.
 #[no_mangle]
-pub extern "C" fn consulnative_client_deregister(client: *const consulnative_client, service_id: *const c_char) -> consulnative_result {
+pub extern "C" fn consulnative_client_deregister(
+    client: *const consulnative_client,
+    service_id: *const c_char,
+) -> consulnative_result {
     call(|| Ok(arg_ref(client, "client")?.client.deregister(arg_str(service_id, "service_id")?)?))
 }
 
 /// Marks a TTL check passing (`note` may be NULL).
 #[no_mangle]
-pub extern "C" fn consulnative_client_pass_ttl(client: *const consulnative_client, check_id: *const c_char, note: *const c_char) -> consulnative_result {
+pub extern "C" fn consulnative_client_pass_ttl(
+    client: *const consulnative_client,
+    check_id: *const c_char,
+    note: *const c_char,
+) -> consulnative_result {
     call(|| Ok(arg_ref(client, "client")?.client.pass_ttl(arg_str(check_id, "check_id")?, opt_str(note, "note")?)?))
 }

@@ -2,7 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::args::{arg_bytes, arg_bytes_mut, arg_ref, call, call_void, free_handle, out_ptr, set_out, timeout_ms, write_text};
+use super::args::{
+    arg_bytes, arg_bytes_mut, arg_ref, call, call_void, free_handle, out_ptr, set_out, timeout_ms, write_text,
+};
 use std::os::fd::IntoRawFd;
 
 use crate::result::consulnative_result;
@@ -23,7 +25,13 @@ impl consulnative_conn {
 /// Reads up to `len` bytes into `buf`; `*out_n` receives the count, 0 meaning the peer closed its side.
 /// `timeout_ms < 0`: no timeout; on timeout `CONSULNATIVE_RESULT_TIMEOUT` and nothing was read.
 #[no_mangle]
-pub extern "C" fn consulnative_conn_read(conn: *const consulnative_conn, buf: *mut u8, len: usize, timeout_ms_: i64, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_conn_read(
+    conn: *const consulnative_conn,
+    buf: *mut u8,
+    len: usize,
+    timeout_ms_: i64,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| {
         out_ptr(out_n, "out_n")?;
         set_out(out_n, 0);
@@ -38,7 +46,13 @@ pub extern "C" fn consulnative_conn_read(conn: *const consulnative_conn, buf: *m
 /// Writes all `len` bytes of `buf` and flushes them. `*out_n` receives how many bytes were taken, also when the
 /// call fails (timeout, peer gone). `timeout_ms < 0`: no timeout.
 #[no_mangle]
-pub extern "C" fn consulnative_conn_write(conn: *const consulnative_conn, buf: *const u8, len: usize, timeout_ms_: i64, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_conn_write(
+    conn: *const consulnative_conn,
+    buf: *const u8,
+    len: usize,
+    timeout_ms_: i64,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| {
         out_ptr(out_n, "out_n")?;
         set_out(out_n, 0);
@@ -71,7 +85,12 @@ pub extern "C" fn consulnative_conn_close(conn: *const consulnative_conn, timeou
 /// Writes the connection's details as a JSON object: `peer` {`uri`, `service`, `namespace`, `partition`,
 /// `datacenter`, `trust_domain`, `serial`}, `local_address`, `peer_address`, `alpn` (null if none).
 #[no_mangle]
-pub extern "C" fn consulnative_conn_info(conn: *const consulnative_conn, buf: *mut c_char, len: usize, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_conn_info(
+    conn: *const consulnative_conn,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| {
         let c = &arg_ref(conn, "conn")?.conn;
         let p = c.peer();

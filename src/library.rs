@@ -46,7 +46,11 @@ pub type consulnative_log_callback =
 /// when the `CONSULNATIVE_LOG` environment variable names a level). Once this returns, the previous callback is
 /// not running and will not be called again. rustls' own diagnostics (the `log` crate) go to the same place.
 #[no_mangle]
-pub extern "C" fn consulnative_set_logger(callback: consulnative_log_callback, userdata: *mut c_void, max_level: u32) -> consulnative_result {
+pub extern "C" fn consulnative_set_logger(
+    callback: consulnative_log_callback,
+    userdata: *mut c_void,
+    max_level: u32,
+) -> consulnative_result {
     call(|| {
         let callback = if max_level == 0 { None } else { callback };
         let level = consulnative_log_level::core_level(max_level);

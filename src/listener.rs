@@ -61,7 +61,12 @@ pub type consulnative_peer_check_callback =
 
 /// Writes the bound address (`127.0.0.1:41234`, `[::1]:8443`), with the real port when bound to port 0.
 #[no_mangle]
-pub extern "C" fn consulnative_listener_address(listener: *const consulnative_listener, buf: *mut c_char, len: usize, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_listener_address(
+    listener: *const consulnative_listener,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| write_text(&arg_ref(listener, "listener")?.listener.local_addr().to_string(), buf, len, out_n))
 }
 
@@ -69,7 +74,11 @@ pub extern "C" fn consulnative_listener_address(listener: *const consulnative_li
 /// `CONSULNATIVE_RESULT_TIMEOUT`; after `consulnative_listener_close`, `CONSULNATIVE_RESULT_CLOSED`. Refused
 /// connections never come out of here: see `consulnative_listener_on_refused`.
 #[no_mangle]
-pub extern "C" fn consulnative_listener_accept(listener: *const consulnative_listener, timeout_ms_: i64, out: *mut *mut consulnative_conn) -> consulnative_result {
+pub extern "C" fn consulnative_listener_accept(
+    listener: *const consulnative_listener,
+    timeout_ms_: i64,
+    out: *mut *mut consulnative_conn,
+) -> consulnative_result {
     call(|| {
         out_ptr(out, "out")?;
         let conn = arg_ref(listener, "listener")?.listener.accept(timeout_ms(timeout_ms_))?;
@@ -137,7 +146,11 @@ pub extern "C" fn consulnative_listener_set_peer_check(
 
 /// Counts of connections admitted and refused so far.
 #[no_mangle]
-pub extern "C" fn consulnative_listener_counts(listener: *const consulnative_listener, out_accepted: *mut u64, out_refused: *mut u64) -> consulnative_result {
+pub extern "C" fn consulnative_listener_counts(
+    listener: *const consulnative_listener,
+    out_accepted: *mut u64,
+    out_refused: *mut u64,
+) -> consulnative_result {
     call(|| {
         out_ptr(out_accepted, "out_accepted")?;
         out_ptr(out_refused, "out_refused")?;
@@ -168,4 +181,3 @@ pub extern "C" fn consulnative_listener_free(listener: *mut consulnative_listene
 fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
-

@@ -4,7 +4,10 @@ use std::ffi::{c_char, c_void};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
-use super::args::{alpn_list, arg_ref, arg_str, call, call_void, free_handle, into_handle, opt_str, out_ptr, set_out, timeout_ms, write_text};
+use super::args::{
+    alpn_list, arg_ref, arg_str, call, call_void, free_handle, into_handle, opt_str, out_ptr, set_out, timeout_ms,
+    write_text,
+};
 use super::client::consulnative_client;
 use super::conn::consulnative_conn;
 use super::listener::consulnative_listener;
@@ -26,10 +29,12 @@ impl consulnative_service {
             let mut list = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
             let (gone, kept) = list.drain(..).partition(|(i, _)| id.is_none_or(|id| id == *i));
             *list = kept;
-            gone.into_iter().map(|(i, cb)| {
-                self.service.remove_event_callback(i);
-                cb
-            }).collect()
+            gone.into_iter()
+                .map(|(i, cb)| {
+                    self.service.remove_event_callback(i);
+                    cb
+                })
+                .collect()
         };
         for cb in removed {
             cb.retire();
@@ -50,7 +55,11 @@ pub type consulnative_event_callback = Option<unsafe extern "C" fn(userdata: *mu
 /// Starts watching the leaf certificate of service `name` (and the client's CA roots). The service is not ready
 /// at once: call `consulnative_service_wait_ready`. Free it with `consulnative_service_free`.
 #[no_mangle]
-pub extern "C" fn consulnative_service_new(client: *const consulnative_client, name: *const c_char, out: *mut *mut consulnative_service) -> consulnative_result {
+pub extern "C" fn consulnative_service_new(
+    client: *const consulnative_client,
+    name: *const c_char,
+    out: *mut *mut consulnative_service,
+) -> consulnative_result {
     call(|| {
         out_ptr(out, "out")?;
         let client = arg_ref(client, "client")?;
@@ -70,7 +79,10 @@ pub extern "C" fn consulnative_service_free(service: *mut consulnative_service) 
 /// Waits until the service has a leaf and CA roots and the leaf verifies against them. `timeout_ms < 0` waits
 /// forever. On timeout: `CONSULNATIVE_RESULT_NOT_READY`, with the reason and the last agent error in the message.
 #[no_mangle]
-pub extern "C" fn consulnative_service_wait_ready(service: *const consulnative_service, timeout_ms_: i64) -> consulnative_result {
+pub extern "C" fn consulnative_service_wait_ready(
+    service: *const consulnative_service,
+    timeout_ms_: i64,
+) -> consulnative_result {
     call(|| Ok(arg_ref(service, "service")?.service.wait_ready(timeout_ms(timeout_ms_))?))
 }
 
@@ -78,7 +90,12 @@ pub extern "C" fn consulnative_service_wait_ready(service: *const consulnative_s
 /// `leaf_serial`, `leaf_valid_before` (Unix seconds), `trust_domain`, `active_root_id`, `roots` (count),
 /// `last_error` (absent values are null).
 #[no_mangle]
-pub extern "C" fn consulnative_service_status(service: *const consulnative_service, buf: *mut c_char, len: usize, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_service_status(
+    service: *const consulnative_service,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| {
         let s = arg_ref(service, "service")?.service.status();
         let json = serde_json::json!({
@@ -94,7 +111,13 @@ pub extern "C" fn consulnative_service_status(service: *const consulnative_servi
 /// Writes the current leaf chain, leaf private key or CA roots as PEM, for applications that run their own TLS
 /// stack. `kind` is a `consulnative_pem_kind`. `CONSULNATIVE_RESULT_NOT_READY` before they arrive.
 #[no_mangle]
-pub extern "C" fn consulnative_service_pem(service: *const consulnative_service, kind: u32, buf: *mut c_char, len: usize, out_n: *mut usize) -> consulnative_result {
+pub extern "C" fn consulnative_service_pem(
+    service: *const consulnative_service,
+    kind: u32,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
     call(|| {
         let service = &arg_ref(service, "service")?.service;
         let text = match kind {
@@ -137,7 +160,10 @@ pub extern "C" fn consulnative_service_add_callback(
 /// not running and will not run again, and its drop callback has run (unless called from inside that callback:
 /// then the drop runs when the callback returns).
 #[no_mangle]
-pub extern "C" fn consulnative_service_remove_callback(service: *const consulnative_service, id: u64) -> consulnative_result {
+pub extern "C" fn consulnative_service_remove_callback(
+    service: *const consulnative_service,
+    id: u64,
+) -> consulnative_result {
     call(|| {
         arg_ref(service, "service")?.remove_callbacks(Some(id));
         Ok(())
@@ -210,7 +236,13 @@ pub extern "C" fn consulnative_service_dial_address(
     })
 }
 
-fn dial(service: &consulnative_service, target: &DialTarget, alpn: *const c_char, timeout: i64, out: *mut *mut consulnative_conn) -> Result<()> {
+fn dial(
+    service: &consulnative_service,
+    target: &DialTarget,
+    alpn: *const c_char,
+    timeout: i64,
+    out: *mut *mut consulnative_conn,
+) -> Result<()> {
     let options = DialOptions { timeout: timeout_ms(timeout), alpn: alpn_list(opt_str(alpn, "alpn")?) };
     let conn = service.service.dial(target, &options)?;
     set_out(out, into_handle(consulnative_conn::new(conn)));

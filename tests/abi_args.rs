@@ -32,12 +32,20 @@ fn null_handles_are_rejected_with_a_message_naming_the_argument() {
     let mut n = 0usize;
     let mut buf = [0 as c_char; 64];
     assert_fails(consulnative_config_set(null_mut(), c("address").as_ptr(), c("x").as_ptr()), ERR_NULL, "`config`");
-    assert_fails(consulnative_client_register(null(), c("web").as_ptr(), null(), null(), 1, null(), null()), ERR_NULL, "`client`");
+    assert_fails(
+        consulnative_client_register(null(), c("web").as_ptr(), null(), null(), 1, null(), null()),
+        ERR_NULL,
+        "`client`",
+    );
     assert_fails(consulnative_client_deregister(null(), c("web").as_ptr()), ERR_NULL, "`client`");
     assert_fails(consulnative_service_new(null(), c("web").as_ptr(), &mut null_mut()), ERR_NULL, "`client`");
     assert_fails(consulnative_service_wait_ready(null(), 0), ERR_NULL, "`service`");
     assert_fails(consulnative_service_status(null(), buf.as_mut_ptr(), buf.len(), &mut n), ERR_NULL, "`service`");
-    assert_fails(consulnative_service_listen(null(), c("127.0.0.1:0").as_ptr(), null(), &mut null_mut()), ERR_NULL, "`service`");
+    assert_fails(
+        consulnative_service_listen(null(), c("127.0.0.1:0").as_ptr(), null(), &mut null_mut()),
+        ERR_NULL,
+        "`service`",
+    );
     assert_fails(consulnative_listener_accept(null(), 0, &mut null_mut()), ERR_NULL, "`listener`");
     assert_fails(consulnative_listener_counts(null(), &mut 0, &mut 0), ERR_NULL, "`listener`");
     assert_fails(consulnative_conn_read(null(), buf.as_mut_ptr() as *mut u8, buf.len(), 0, &mut n), ERR_NULL, "`conn`");
@@ -55,7 +63,11 @@ fn null_out_params_are_rejected_and_nothing_is_created() {
     assert_fails(consulnative_client_new(null(), null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_new(client.0, c("web").as_ptr(), null_mut()), ERR_NULL, "`out`");
     assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:0").as_ptr(), null(), null_mut()), ERR_NULL, "`out`");
-    assert_fails(consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), c("db").as_ptr(), null(), 100, null_mut()), ERR_NULL, "`out`");
+    assert_fails(
+        consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), c("db").as_ptr(), null(), 100, null_mut()),
+        ERR_NULL,
+        "`out`",
+    );
     assert_fails(consulnative_service_status(web.0, buf.as_mut_ptr(), buf.len(), null_mut()), ERR_NULL, "`out_n`");
     assert_fails(consulnative_service_add_callback(web.0, None, null_mut(), None, &mut 0), ERR_NULL, "`callback`");
     let listener = web.listen("127.0.0.1:0");
@@ -79,14 +91,34 @@ fn null_and_invalid_utf8_strings_are_rejected_by_name() {
     assert_fails(consulnative_config_set(cfg, c("address").as_ptr(), bad()), ERR_INVALID, "`value` is not valid UTF-8");
     consulnative_config_free(cfg);
     assert_fails(consulnative_service_new(client.0, bad(), &mut null_mut()), ERR_INVALID, "`name`");
-    assert_fails(consulnative_client_register(client.0, c("web").as_ptr(), bad(), null(), 1, null(), null()), ERR_INVALID, "`id`");
+    assert_fails(
+        consulnative_client_register(client.0, c("web").as_ptr(), bad(), null(), 1, null(), null()),
+        ERR_INVALID,
+        "`id`",
+    );
     assert_fails(consulnative_client_pass_ttl(client.0, null(), null()), ERR_NULL, "`check_id`");
     assert_fails(consulnative_client_pass_ttl(client.0, c("service:web").as_ptr(), bad()), ERR_INVALID, "`note`");
     assert_fails(consulnative_service_dial(web.0, null(), null(), null(), 100, &mut null_mut()), ERR_NULL, "`target`");
-    assert_fails(consulnative_service_dial(web.0, c("db").as_ptr(), bad(), null(), 100, &mut null_mut()), ERR_INVALID, "`datacenter`");
-    assert_fails(consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), null(), null(), 100, &mut null_mut()), ERR_NULL, "`expected`");
-    assert_fails(consulnative_service_dial_address(web.0, bad(), c("db").as_ptr(), null(), 100, &mut null_mut()), ERR_INVALID, "`address`");
-    assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:0").as_ptr(), bad(), &mut null_mut()), ERR_INVALID, "`alpn`");
+    assert_fails(
+        consulnative_service_dial(web.0, c("db").as_ptr(), bad(), null(), 100, &mut null_mut()),
+        ERR_INVALID,
+        "`datacenter`",
+    );
+    assert_fails(
+        consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), null(), null(), 100, &mut null_mut()),
+        ERR_NULL,
+        "`expected`",
+    );
+    assert_fails(
+        consulnative_service_dial_address(web.0, bad(), c("db").as_ptr(), null(), 100, &mut null_mut()),
+        ERR_INVALID,
+        "`address`",
+    );
+    assert_fails(
+        consulnative_service_listen(web.0, c("127.0.0.1:0").as_ptr(), bad(), &mut null_mut()),
+        ERR_INVALID,
+        "`alpn`",
+    );
 }
 
 #[test]
@@ -151,7 +183,11 @@ fn unknown_configuration_keys_and_bad_values_are_invalid_arguments() {
         consulnative_config_set(cfg, c(k).as_ptr(), v.as_ref().map_or(null(), |v| v.as_ptr()))
     };
     assert_fails(set("adress", Some("127.0.0.1:8500")), ERR_INVALID, "unknown configuration key \"adress\"");
-    assert_fails(set("request_timeout_ms", Some("5s")), ERR_INVALID, "`request_timeout_ms` must be a number of milliseconds");
+    assert_fails(
+        set("request_timeout_ms", Some("5s")),
+        ERR_INVALID,
+        "`request_timeout_ms` must be a number of milliseconds",
+    );
     assert_fails(set("blocking_wait_ms", None), ERR_INVALID, "`blocking_wait_ms` needs a value");
     assert_fails(set("tls_verify", Some("perhaps")), ERR_INVALID, "`tls_verify` must be true or false");
     assert_eq!(set("token", None) as u32, 0, "NULL clears an optional key");
@@ -162,15 +198,30 @@ fn unknown_configuration_keys_and_bad_values_are_invalid_arguments() {
 #[test]
 fn malformed_addresses_are_invalid_arguments() {
     let (_agent, client, web) = ready_web();
-    assert_fails(consulnative_service_listen(web.0, c("no port").as_ptr(), null(), &mut null_mut()), ERR_INVALID, "not a listen address: \"no port\"");
-    assert_fails(consulnative_service_listen(web.0, c("127.0.0.1:99999").as_ptr(), null(), &mut null_mut()), ERR_INVALID, "99999");
+    assert_fails(
+        consulnative_service_listen(web.0, c("no port").as_ptr(), null(), &mut null_mut()),
+        ERR_INVALID,
+        "not a listen address: \"no port\"",
+    );
+    assert_fails(
+        consulnative_service_listen(web.0, c("127.0.0.1:99999").as_ptr(), null(), &mut null_mut()),
+        ERR_INVALID,
+        "99999",
+    );
     assert_fails(
         consulnative_client_register(client.0, c("web").as_ptr(), null(), null(), 1, null(), c("http:100").as_ptr()),
         ERR_INVALID,
         "unknown check",
     );
     // The expected identity must be a service name or a SPIFFE URI.
-    let rc = consulnative_service_dial_address(web.0, c("127.0.0.1:1").as_ptr(), c("spiffe://bad uri").as_ptr(), null(), 1000, &mut null_mut());
+    let rc = consulnative_service_dial_address(
+        web.0,
+        c("127.0.0.1:1").as_ptr(),
+        c("spiffe://bad uri").as_ptr(),
+        null(),
+        1000,
+        &mut null_mut(),
+    );
     assert_fails(rc, ERR_INVALID, "spiffe://bad uri");
 }
 
@@ -178,7 +229,14 @@ fn malformed_addresses_are_invalid_arguments() {
 #[test]
 fn malformed_dial_address_is_an_invalid_argument() {
     let (_agent, _client, web) = ready_web();
-    let rc = consulnative_service_dial_address(web.0, c("no port").as_ptr(), c("db").as_ptr(), null(), 1000, &mut null_mut());
+    let rc = consulnative_service_dial_address(
+        web.0,
+        c("no port").as_ptr(),
+        c("db").as_ptr(),
+        null(),
+        1000,
+        &mut null_mut(),
+    );
     assert_fails(rc, ERR_INVALID, "no port");
 }
 

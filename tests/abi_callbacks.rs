@@ -20,7 +20,14 @@ unsafe extern "C" fn count_drop(_ud: *mut libc::c_void) {
     DROPS.fetch_add(1, Ordering::SeqCst);
 }
 
-unsafe extern "C" fn ignore_refusal(_: *mut libc::c_void, _: consulnative_result, _: *const libc::c_char, _: *const libc::c_char, _: *const libc::c_char) {}
+unsafe extern "C" fn ignore_refusal(
+    _: *mut libc::c_void,
+    _: consulnative_result,
+    _: *const libc::c_char,
+    _: *const libc::c_char,
+    _: *const libc::c_char,
+) {
+}
 
 #[test]
 fn drops_run_synchronously_and_never_while_the_callback_is_running() {
@@ -30,7 +37,8 @@ fn drops_run_synchronously_and_never_while_the_callback_is_running() {
 
     // remove_callback while the callback is running: returns only after it finished, with the drop done.
     let mut id = 0;
-    check(consulnative_service_add_callback(web.0, Some(slow_event), std::ptr::null_mut(), Some(count_drop), &mut id)).unwrap();
+    check(consulnative_service_add_callback(web.0, Some(slow_event), std::ptr::null_mut(), Some(count_drop), &mut id))
+        .unwrap();
     agent.rotate_ca();
     assert!(eventually(Duration::from_secs(10), || CALLS_STARTED.load(Ordering::SeqCst) > 0));
     check(consulnative_service_remove_callback(web.0, id)).unwrap();
@@ -44,15 +52,24 @@ fn drops_run_synchronously_and_never_while_the_callback_is_running() {
     // service_free retires every callback it holds.
     let db = client.service("db").ready(10_000);
     for _ in 0..2 {
-        check(consulnative_service_add_callback(db.0, Some(slow_event), std::ptr::null_mut(), Some(count_drop), &mut id)).unwrap();
+        check(consulnative_service_add_callback(
+            db.0,
+            Some(slow_event),
+            std::ptr::null_mut(),
+            Some(count_drop),
+            &mut id,
+        ))
+        .unwrap();
     }
     drop(db);
     assert_eq!(DROPS.load(Ordering::SeqCst), 3);
 
     // Replacing a listener callback drops the old one; freeing the listener drops the current one.
     let listener = web.listen("127.0.0.1:0");
-    check(consulnative_listener_on_refused(listener.0, Some(ignore_refusal), std::ptr::null_mut(), Some(count_drop))).unwrap();
-    check(consulnative_listener_on_refused(listener.0, Some(ignore_refusal), std::ptr::null_mut(), Some(count_drop))).unwrap();
+    check(consulnative_listener_on_refused(listener.0, Some(ignore_refusal), std::ptr::null_mut(), Some(count_drop)))
+        .unwrap();
+    check(consulnative_listener_on_refused(listener.0, Some(ignore_refusal), std::ptr::null_mut(), Some(count_drop)))
+        .unwrap();
     assert_eq!(DROPS.load(Ordering::SeqCst), 4);
     drop(listener);
     assert_eq!(DROPS.load(Ordering::SeqCst), 5);

@@ -351,7 +351,8 @@ fn a_refused_client_that_handed_off_its_socket_reads_end_of_stream() {
     let db = client.service("db").ready(10_000);
     let web = client.service("web").ready(10_000);
     let listener = db.listen("127.0.0.1:0");
-    let conn = web.dial_address(&listener.address(), "db", 5000).expect("TLS 1.3: the refusal comes after the handshake");
+    let conn =
+        web.dial_address(&listener.address(), "db", 5000).expect("TLS 1.3: the refusal comes after the handshake");
     let mut fd = -1;
     check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
     let mut sock = unsafe { fd_stream(fd) };

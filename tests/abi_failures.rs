@@ -39,7 +39,9 @@ fn agent_errors_are_reported_and_the_last_good_certificates_stay_in_force() {
         agent.fault("roots", kind, value, body);
         agent.rotate_ca(); // wakes the blocked queries so the next ones hit the fault
         let seen = eventually(Duration::from_secs(10), || {
-            web.status()["last_error"].as_str().is_some_and(|e| e.contains(expect) || e.to_lowercase().contains(&expect.to_lowercase()))
+            web.status()["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(expect) || e.to_lowercase().contains(&expect.to_lowercase()))
         });
         assert!(seen, "{kind}: last_error = {}", web.status()["last_error"]);
         // Certificates already in force keep working while the agent misbehaves.
@@ -48,7 +50,8 @@ fn agent_errors_are_reported_and_the_last_good_certificates_stay_in_force() {
         assert_eq!(conn.read_exact(2).unwrap(), b"ok");
         agent.clear_faults();
         assert!(
-            eventually(Duration::from_secs(10), || web.status()["last_error"].is_null() && web.status()["ready"] == true),
+            eventually(Duration::from_secs(10), || web.status()["last_error"].is_null()
+                && web.status()["ready"] == true),
             "{kind}: recovers: {}",
             web.status()
         );
@@ -80,11 +83,17 @@ fn agent_stopped_then_restarted_on_the_same_port_recovers() {
     let web = client.service("web").ready(10_000);
     agent.stop();
     drop(agent);
-    assert!(eventually(Duration::from_secs(10), || web.status()["last_error"].as_str().is_some_and(|e| e.contains("unreachable"))));
+    assert!(eventually(Duration::from_secs(10), || web.status()["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("unreachable"))));
     assert_eq!(web.status()["ready"], true, "last good certificates kept while the agent is away");
     let _agent2 = Agent::start_with(Some(&addr), None, true, 0);
     // A restarted dev agent has a new CA: the service follows it.
-    assert!(eventually(Duration::from_secs(15), || web.status()["last_error"].is_null() && web.status()["ready"] == true), "{}", web.status());
+    assert!(
+        eventually(Duration::from_secs(15), || web.status()["last_error"].is_null() && web.status()["ready"] == true),
+        "{}",
+        web.status()
+    );
 }
 
 #[test]

@@ -27,7 +27,10 @@ impl OpenSsl {
             .spawn()
             .expect("the openssl CLI is installed");
         let (tx, lines) = channel();
-        for out in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -114,7 +117,8 @@ impl Setup {
     /// s_client to db's listener with an optional client certificate.
     fn s_client(&self, version: &str, cert: Option<&(String, String)>) -> OpenSsl {
         let addr = self.listener.address();
-        let mut args = vec!["s_client", "-connect", &addr, version, "-CAfile", &self.roots, "-verify_return_error", "-ign_eof"];
+        let mut args =
+            vec!["s_client", "-connect", &addr, version, "-CAfile", &self.roots, "-verify_return_error", "-ign_eof"];
         if let Some((c, k)) = cert {
             args.extend(["-cert", c.as_str(), "-key", k.as_str()]);
         }
@@ -172,8 +176,22 @@ fn s_server(s: &Setup, service: &str, version: &str) -> (OpenSsl, String) {
     let (cert, key) = s.write_leaf(&format!("server-{service}"), &leaf.cert_pem, &leaf.private_key_pem);
     let port = free_port().to_string();
     let mut ossl = OpenSsl::spawn(&[
-        "s_server", "-accept", &port, "-4", version, "-cert", &cert, "-key", &key, "-CAfile", &s.roots, "-Verify", "1",
-        "-verify_return_error", "-naccept", "1",
+        "s_server",
+        "-accept",
+        &port,
+        "-4",
+        version,
+        "-cert",
+        &cert,
+        "-key",
+        &key,
+        "-CAfile",
+        &s.roots,
+        "-Verify",
+        "1",
+        "-verify_return_error",
+        "-naccept",
+        "1",
     ]);
     ossl.expect_line("ACCEPT", Duration::from_secs(10));
     (ossl, format!("127.0.0.1:{port}"))

@@ -28,7 +28,11 @@ fn log_callback_gets_leveled_events_and_never_the_token_or_keys() {
     if let Ok(conn) = web.dial_address(&listener.address(), "db", 5000) {
         let _ = conn.read(1, 2000); // refused: default deny
     }
-    assert!(eventually(Duration::from_secs(5), || LINES.lock().unwrap().iter().any(|(l, m)| *l == 2 && m.contains("refused"))));
+    assert!(eventually(Duration::from_secs(5), || LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, m)| *l == 2 && m.contains("refused"))));
     check(consulnative::consulnative_set_logger(None, std::ptr::null_mut(), 0)).unwrap();
 
     let lines = LINES.lock().unwrap().clone();

@@ -57,7 +57,9 @@ pub async fn with_timeout<T>(
         None => future.await,
         Some(limit) => match tokio::time::timeout(limit, future).await {
             Ok(result) => result,
-            Err(_) => Err(Error::timeout(format!("{} timed out after {}", what(), crate::encoding::go_duration(limit)))),
+            Err(_) => {
+                Err(Error::timeout(format!("{} timed out after {}", what(), crate::encoding::go_duration(limit))))
+            }
         },
     }
 }

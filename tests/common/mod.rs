@@ -65,7 +65,12 @@ impl Agent {
     pub fn start_with(addr: Option<&str>, token: Option<&str>, default_allow: bool, leaf_ttl_ms: u64) -> Agent {
         Agent::try_start(addr, token, default_allow, leaf_ttl_ms).expect("dev agent starts")
     }
-    pub fn try_start(addr: Option<&str>, token: Option<&str>, default_allow: bool, leaf_ttl_ms: u64) -> Result<Agent, String> {
+    pub fn try_start(
+        addr: Option<&str>,
+        token: Option<&str>,
+        default_allow: bool,
+        leaf_ttl_ms: u64,
+    ) -> Result<Agent, String> {
         let options = DevAgentOptions {
             http_addr: addr.map(str::to_string),
             acl_token: token.map(str::to_string),
@@ -153,7 +158,15 @@ impl Client {
         Service(out)
     }
     pub fn register(&self, name: &str, id: &str, port: u16, check_spec: &str) -> Result<(), Failure> {
-        check(consulnative_client_register(self.0, c(name).as_ptr(), c(id).as_ptr(), c("127.0.0.1").as_ptr(), port, ptr::null(), c(check_spec).as_ptr()))
+        check(consulnative_client_register(
+            self.0,
+            c(name).as_ptr(),
+            c(id).as_ptr(),
+            c("127.0.0.1").as_ptr(),
+            port,
+            ptr::null(),
+            c(check_spec).as_ptr(),
+        ))
     }
 }
 
@@ -188,7 +201,14 @@ impl Service {
     }
     pub fn dial_address(&self, addr: &str, expected: &str, timeout_ms: i64) -> Result<Conn, Failure> {
         let mut out = ptr::null_mut();
-        check(consulnative_service_dial_address(self.0, c(addr).as_ptr(), c(expected).as_ptr(), ptr::null(), timeout_ms, &mut out))?;
+        check(consulnative_service_dial_address(
+            self.0,
+            c(addr).as_ptr(),
+            c(expected).as_ptr(),
+            ptr::null(),
+            timeout_ms,
+            &mut out,
+        ))?;
         Ok(Conn(out))
     }
     pub fn dial(&self, target: &str, timeout_ms: i64) -> Result<Conn, Failure> {
@@ -232,7 +252,13 @@ impl Listener {
     pub fn record_refusals(&self) -> std::sync::Arc<RefusalLog> {
         use std::sync::{Arc, Mutex};
         type Log = RefusalLog;
-        unsafe extern "C" fn on_refused(ud: *mut libc::c_void, code: consulnative_result, _addr: *const c_char, uri: *const c_char, msg: *const c_char) {
+        unsafe extern "C" fn on_refused(
+            ud: *mut libc::c_void,
+            code: consulnative_result,
+            _addr: *const c_char,
+            uri: *const c_char,
+            msg: *const c_char,
+        ) {
             let log = &*(ud as *const Log);
             let uri = if uri.is_null() { None } else { Some(CStr::from_ptr(uri).to_string_lossy().into_owned()) };
             log.lock().unwrap().push((code as u32, uri, CStr::from_ptr(msg).to_string_lossy().into_owned()));

@@ -17,9 +17,7 @@ use super::request::{non_empty, Call};
 use super::transport::{tls_connector, AgentResolver, UnixConnector};
 #[cfg(test)]
 use super::types::AgentSelf;
-use super::types::{
-    AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration,
-};
+use super::types::{AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration};
 use crate::error::{Error, Result};
 
 /// The longest wait Consul honours (it caps larger values at 10 minutes).

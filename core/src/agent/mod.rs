@@ -1,8 +1,8 @@
 //! The Consul agent HTTP API: JSON types and the client that calls the agent.
 
+mod address;
 pub mod client;
 pub mod config;
-mod address;
 mod request;
 mod transport;
 pub mod types;

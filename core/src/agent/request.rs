@@ -148,7 +148,10 @@ impl AgentClient {
         let timed_out = |phase: &str| {
             Error::new(
                 Code::Timeout,
-                format!("agent at {agent} did not answer {endpoint} within {}{phase}", crate::encoding::go_duration(call.timeout)),
+                format!(
+                    "agent at {agent} did not answer {endpoint} within {}{phase}",
+                    crate::encoding::go_duration(call.timeout)
+                ),
             )
         };
         match err {

@@ -294,7 +294,11 @@ mod tests {
             name: "web".into(),
             port: Some(8443),
             connect: Some(ServiceConnect { native: true }),
-            check: Some(ServiceCheck { tcp: Some("127.0.0.1:8443".into()), interval: Some("10s".into()), ..Default::default() }),
+            check: Some(ServiceCheck {
+                tcp: Some("127.0.0.1:8443".into()),
+                interval: Some("10s".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let json = serde_json::to_string(&reg).unwrap();

@@ -128,7 +128,13 @@ mod tests {
     #[test]
     fn every_listed_key_is_accepted_and_unknown_keys_are_not() {
         for key in CONFIG_KEYS {
-            let value = if key.ends_with("_ms") { "1500" } else if *key == "tls_verify" { "false" } else { "x" };
+            let value = if key.ends_with("_ms") {
+                "1500"
+            } else if *key == "tls_verify" {
+                "false"
+            } else {
+                "x"
+            };
             ClientOptions::default().set(key, Some(value)).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
         let err = ClientOptions::default().set("adress", Some("x")).unwrap_err();

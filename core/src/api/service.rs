@@ -181,7 +181,11 @@ impl Service {
                 }
                 Err(Error::new(
                     last_code,
-                    format!("dial \"{name}\": {} instance(s) tried, all failed: {}", failures.len(), failures.join("; ")),
+                    format!(
+                        "dial \"{name}\": {} instance(s) tried, all failed: {}",
+                        failures.len(),
+                        failures.join("; ")
+                    ),
                 ))
             }
         }

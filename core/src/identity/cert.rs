@@ -22,17 +22,14 @@ pub struct CertInfo {
 
 /// Parse one DER certificate. Malformed DER (or trailing bytes) is an `InvalidArgument` error.
 pub fn inspect(der: &[u8]) -> Result<CertInfo> {
-    let (rest, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| Error::invalid(format!("malformed certificate: {e}")))?;
+    let (rest, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| Error::invalid(format!("malformed certificate: {e}")))?;
     if !rest.is_empty() {
-        return Err(Error::invalid(format!(
-            "malformed certificate: {} trailing bytes after the DER",
-            rest.len()
-        )));
+        return Err(Error::invalid(format!("malformed certificate: {} trailing bytes after the DER", rest.len())));
     }
-    let san = cert.subject_alternative_name().map_err(|e| {
-        Error::invalid(format!("malformed subject alternative name extension: {e}"))
-    })?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| Error::invalid(format!("malformed subject alternative name extension: {e}")))?;
     let uri_sans = san
         .map(|ext| {
             ext.value
@@ -71,20 +68,9 @@ fn system_time(t: ASN1Time) -> SystemTime {
 /// Minimal big-endian bytes (leading zero bytes stripped, one kept if all are zero) as lowercase colon-hex:
 /// `0x0c0a` → `0c:0a`, `0x1d` → `1d`. This is the `SerialNumber` / `ClientCertSerial` format of the agent API.
 pub fn serial_colon_hex(big_endian: &[u8]) -> String {
-    let start = big_endian
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(big_endian.len().saturating_sub(1));
-    let bytes = if big_endian.is_empty() {
-        &[0u8][..]
-    } else {
-        &big_endian[start..]
-    };
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    let start = big_endian.iter().position(|&b| b != 0).unwrap_or(big_endian.len().saturating_sub(1));
+    let bytes = if big_endian.is_empty() { &[0u8][..] } else { &big_endian[start..] };
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]
@@ -107,16 +93,11 @@ mod tests {
 
     #[test]
     fn consul_shaped_leaf_is_inspected() {
-        let der = certs_from_pem(include_str!("testdata/leaf.pem"))
-            .unwrap()
-            .remove(0);
+        let der = certs_from_pem(include_str!("testdata/leaf.pem")).unwrap().remove(0);
         let info = inspect(&der).unwrap();
         assert_eq!(
             info.uri_sans,
-            vec![
-                "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web"
-                    .to_string()
-            ]
+            vec!["spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web".to_string()]
         );
         assert_eq!(info.serial, "0c:0a");
         assert!(!info.is_ca);
@@ -126,9 +107,7 @@ mod tests {
 
     #[test]
     fn certificate_without_san_has_no_uri() {
-        let der = certs_from_pem(include_str!("testdata/second.pem"))
-            .unwrap()
-            .remove(0);
+        let der = certs_from_pem(include_str!("testdata/second.pem")).unwrap().remove(0);
         let info = inspect(&der).unwrap();
         assert!(info.uri_sans.is_empty());
         assert_eq!(info.serial, "1d");
@@ -137,14 +116,8 @@ mod tests {
 
     #[test]
     fn garbage_der_is_refused() {
-        assert_eq!(
-            inspect(b"\x30\x03\x02\x01").unwrap_err().code,
-            Code::InvalidArgument
-        );
-        let mut der = certs_from_pem(include_str!("testdata/leaf.pem"))
-            .unwrap()
-            .remove(0)
-            .to_vec();
+        assert_eq!(inspect(b"\x30\x03\x02\x01").unwrap_err().code, Code::InvalidArgument);
+        let mut der = certs_from_pem(include_str!("testdata/leaf.pem")).unwrap().remove(0).to_vec();
         der.push(0);
         assert_eq!(inspect(&der).unwrap_err().code, Code::InvalidArgument);
     }

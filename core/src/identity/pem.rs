@@ -21,9 +21,9 @@ pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
 /// The first private key of `pem`: SEC1 `EC PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`.
 pub fn key_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => Error::invalid(
-            "no private key (EC PRIVATE KEY, RSA PRIVATE KEY or PRIVATE KEY block) found in PEM",
-        ),
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            Error::invalid("no private key (EC PRIVATE KEY, RSA PRIVATE KEY or PRIVATE KEY block) found in PEM")
+        }
         // The error's Display never includes the base64 body, only structural problems.
         other => Error::invalid(format!("malformed private key PEM: {other}")),
     })
@@ -52,26 +52,14 @@ mod tests {
             assert_eq!(certs_from_pem(pem).unwrap_err().code, Code::InvalidArgument);
         }
         let truncated = &LEAF[..LEAF.len() - 30];
-        assert_eq!(
-            certs_from_pem(truncated).unwrap_err().code,
-            Code::InvalidArgument
-        );
+        assert_eq!(certs_from_pem(truncated).unwrap_err().code, Code::InvalidArgument);
     }
 
     #[test]
     fn sec1_pkcs1_and_pkcs8_keys_are_read() {
-        assert!(matches!(
-            key_from_pem(include_str!("testdata/ec_sec1.pem")).unwrap(),
-            PrivateKeyDer::Sec1(_)
-        ));
-        assert!(matches!(
-            key_from_pem(include_str!("testdata/ec_pkcs8.pem")).unwrap(),
-            PrivateKeyDer::Pkcs8(_)
-        ));
-        assert!(matches!(
-            key_from_pem(include_str!("testdata/rsa_pkcs1.pem")).unwrap(),
-            PrivateKeyDer::Pkcs1(_)
-        ));
+        assert!(matches!(key_from_pem(include_str!("testdata/ec_sec1.pem")).unwrap(), PrivateKeyDer::Sec1(_)));
+        assert!(matches!(key_from_pem(include_str!("testdata/ec_pkcs8.pem")).unwrap(), PrivateKeyDer::Pkcs8(_)));
+        assert!(matches!(key_from_pem(include_str!("testdata/rsa_pkcs1.pem")).unwrap(), PrivateKeyDer::Pkcs1(_)));
     }
 
     #[test]

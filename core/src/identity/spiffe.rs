@@ -37,16 +37,8 @@ impl ServiceId {
             out.push_str("/ap/");
             out.push_str(&escape(&partition));
         }
-        let namespace = if self.namespace.is_empty() {
-            "default"
-        } else {
-            &self.namespace
-        };
-        for (key, value) in [
-            ("ns", namespace),
-            ("dc", &self.datacenter),
-            ("svc", &self.service),
-        ] {
+        let namespace = if self.namespace.is_empty() { "default" } else { &self.namespace };
+        for (key, value) in [("ns", namespace), ("dc", &self.datacenter), ("svc", &self.service)] {
             out.push('/');
             out.push_str(key);
             out.push('/');
@@ -82,10 +74,7 @@ pub fn is_non_service_identity(uri: &str) -> bool {
 }
 
 fn not_a_service(uri: &str) -> Error {
-    Error::new(
-        Code::IdentityMismatch,
-        format!("not a Consul service identity: {uri}"),
-    )
+    Error::new(Code::IdentityMismatch, format!("not a Consul service identity: {uri}"))
 }
 
 /// Split `scheme://host/path` into (scheme, host, path). `None` for anything that is not of that shape.
@@ -131,10 +120,7 @@ fn parse_service(uri: &str) -> Option<ServiceId> {
 
 /// A trust domain is a DNS-like name (`<uuid>.consul`); an optional port is tolerated like Go's url.Host.
 fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
 }
 
 /// Percent-decode one path segment. Malformed escapes or non-UTF-8 results are refused.
@@ -172,9 +158,7 @@ fn escape(s: &str) -> String {
 /// Go `connect/tls.go` semantics: replace `want`'s host with `got`'s host, then compare case-insensitively.
 /// Trust-domain migrations rely on the chain verification, not on this string. Either side malformed: no match.
 pub fn uri_matches(got: &str, want: &str) -> bool {
-    let (Some((_, got_host, _)), Some((want_scheme, _, want_path))) =
-        (split_uri(got), split_uri(want))
-    else {
+    let (Some((_, got_host, _)), Some((want_scheme, _, want_path))) = (split_uri(got), split_uri(want)) else {
         return false;
     };
     if got.is_empty() || want.is_empty() {
@@ -206,29 +190,17 @@ mod tests {
     fn service_uri_with_partition_round_trips() {
         let uri = format!("spiffe://{TD}/ap/team-a/ns/billing/dc/dc2/svc/db");
         let id = ServiceId::parse(&uri).unwrap();
-        assert_eq!(
-            (id.partition.as_str(), id.namespace.as_str()),
-            ("team-a", "billing")
-        );
+        assert_eq!((id.partition.as_str(), id.namespace.as_str()), ("team-a", "billing"));
         assert_eq!(id.uri(), uri);
     }
 
     #[test]
     fn default_partition_is_not_formatted() {
-        let id = ServiceId::parse(&format!(
-            "spiffe://{TD}/ap/default/ns/default/dc/dc1/svc/web"
-        ))
-        .unwrap();
+        let id = ServiceId::parse(&format!("spiffe://{TD}/ap/default/ns/default/dc/dc1/svc/web")).unwrap();
         assert_eq!(id.partition, "default");
         assert_eq!(id.uri(), format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"));
-        let upper = ServiceId {
-            partition: "Default".into(),
-            ..id
-        };
-        assert_eq!(
-            upper.uri(),
-            format!("spiffe://{TD}/ns/default/dc/dc1/svc/web")
-        );
+        let upper = ServiceId { partition: "Default".into(), ..id };
+        assert_eq!(upper.uri(), format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"));
     }
 
     #[test]
@@ -285,7 +257,9 @@ mod tests {
         ] {
             assert!(is_non_service_identity(uri), "{uri}");
         }
-        for uri in ["spiffe://x.consul/ns/default/dc/dc1/svc/web", "http://x/agent/server/dc/dc1", "spiffe://x.consul/foo"] {
+        for uri in
+            ["spiffe://x.consul/ns/default/dc/dc1/svc/web", "http://x/agent/server/dc/dc1", "spiffe://x.consul/foo"]
+        {
             assert!(!is_non_service_identity(uri), "{uri}");
         }
     }
@@ -293,40 +267,19 @@ mod tests {
     #[test]
     fn uri_matches_ignores_the_trust_domain_and_case() {
         let want = "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/db";
-        assert!(uri_matches(
-            &format!("spiffe://{TD}/ns/default/dc/dc1/svc/db"),
-            want
-        ));
-        assert!(uri_matches(
-            &format!("SPIFFE://{TD}/NS/default/DC/dc1/svc/DB"),
-            want
-        ));
+        assert!(uri_matches(&format!("spiffe://{TD}/ns/default/dc/dc1/svc/db"), want));
+        assert!(uri_matches(&format!("SPIFFE://{TD}/NS/default/DC/dc1/svc/DB"), want));
         assert!(uri_matches(want, want));
     }
 
     #[test]
     fn uri_matches_refuses_another_service_or_datacenter() {
         let want = format!("spiffe://{TD}/ns/default/dc/dc1/svc/db");
-        assert!(!uri_matches(
-            &format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"),
-            &want
-        ));
-        assert!(!uri_matches(
-            &format!("spiffe://{TD}/ns/default/dc/dc2/svc/db"),
-            &want
-        ));
-        assert!(!uri_matches(
-            &format!("spiffe://{TD}/ns/other/dc/dc1/svc/db"),
-            &want
-        ));
-        assert!(!uri_matches(
-            &format!("spiffe://{TD}/ap/team/ns/default/dc/dc1/svc/db"),
-            &want
-        ));
-        assert!(!uri_matches(
-            &format!("spiffe://{TD}/ns/default/dc/dc1/svc/db2"),
-            &want
-        ));
+        assert!(!uri_matches(&format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"), &want));
+        assert!(!uri_matches(&format!("spiffe://{TD}/ns/default/dc/dc2/svc/db"), &want));
+        assert!(!uri_matches(&format!("spiffe://{TD}/ns/other/dc/dc1/svc/db"), &want));
+        assert!(!uri_matches(&format!("spiffe://{TD}/ap/team/ns/default/dc/dc1/svc/db"), &want));
+        assert!(!uri_matches(&format!("spiffe://{TD}/ns/default/dc/dc1/svc/db2"), &want));
         assert!(!uri_matches("", &want));
         assert!(!uri_matches("garbage", &want));
         assert!(!uri_matches(&want, ""));

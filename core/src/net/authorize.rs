@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::agent::client::AgentClient;
 use crate::agent::types::AuthorizeRequest;
-use crate::error::{Code, Error, Result};
 use crate::encoding::go_duration as fmt_duration;
+use crate::error::{Code, Error, Result};
 use crate::tls::PeerIdentity;
 
 /// Decides whether a verified peer may connect to `target`. A trait so that another source (local intention
@@ -49,13 +49,20 @@ impl Authorizer for AgentAuthorizer {
 }
 
 /// Runs the authorizer on the blocking pool, bounded by `timeout`, so no async worker ever waits on the agent.
-pub async fn authorize(authorizer: Arc<dyn Authorizer>, target: String, peer: PeerIdentity, timeout: Duration) -> Result<String> {
+pub async fn authorize(
+    authorizer: Arc<dyn Authorizer>,
+    target: String,
+    peer: PeerIdentity,
+    timeout: Duration,
+) -> Result<String> {
     let uri = peer.uri.clone();
     let t = target.clone();
     let call = tokio::task::spawn_blocking(move || authorizer.authorize(&target, &peer, timeout));
     match tokio::time::timeout(timeout + Duration::from_millis(100), call).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(Error::new(Code::AuthorizationFailed, format!("authorize call for {uri} => {t} failed: {join}"))),
+        Ok(Err(join)) => {
+            Err(Error::new(Code::AuthorizationFailed, format!("authorize call for {uri} => {t} failed: {join}")))
+        }
         Err(_) => Err(Error::new(
             Code::AuthorizationFailed,
             format!("authorize call for {uri} => {t} timed out after {}, connection refused", fmt_duration(timeout)),

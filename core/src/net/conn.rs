@@ -105,7 +105,7 @@ impl Conn {
                         Ok(_) => {
                             if let Err(e) = tls.process_new_packets() {
                                 let _ = flush(&self.sock, tls); // the alert that tells the peer why
-                                // e.g. a TLS 1.3 server refusing our certificate after our handshake completed
+                                                                // e.g. a TLS 1.3 server refusing our certificate after our handshake completed
                                 return Err(from_rustls(&e).context("read"));
                             }
                             flush(&self.sock, tls).map_err(|e| Error::io("read", &e))?;

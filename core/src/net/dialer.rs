@@ -20,16 +20,15 @@ pub(crate) fn connect(address: &str, config: Arc<rustls::ClientConfig>, deadline
         .map_err(|e| Error::new(Code::Handshake, format!("dial {address}: {e}")))?
         .into();
     handshake(&sock, &mut tls, deadline).map_err(|e| e.context(format!("dial {address}")))?;
-    let peer = peer_identity(tls.peer_certificates().unwrap_or(&[])).map_err(|e| e.context(format!("dial {address}")))?;
+    let peer =
+        peer_identity(tls.peer_certificates().unwrap_or(&[])).map_err(|e| e.context(format!("dial {address}")))?;
     Conn::from_parts(sock, tls, peer)
 }
 
 /// A connected, non-blocking, no-delay socket to the first address of `address` that answers.
 fn tcp_connect(address: &str, deadline: Option<Instant>) -> Result<TcpStream> {
-    let addrs: Vec<_> = address
-        .to_socket_addrs()
-        .map_err(|e| Error::io(&format!("connect to {address}"), &e))?
-        .collect();
+    let addrs: Vec<_> =
+        address.to_socket_addrs().map_err(|e| Error::io(&format!("connect to {address}"), &e))?.collect();
     let mut last = Error::new(Code::Io, format!("connect to {address}: the name has no address"));
     for addr in addrs {
         let left = match deadline {

@@ -38,12 +38,7 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions {
-            alpn: Vec::new(),
-            handshake_timeout: None,
-            authorize_timeout: None,
-            queue: 128,
-        }
+        ListenOptions { alpn: Vec::new(), handshake_timeout: None, authorize_timeout: None, queue: 128 }
     }
 }
 
@@ -98,7 +93,13 @@ impl Listener {
         let hooks = Arc::new(Hooks::default());
         info!("service \"{}\" listening on {local_addr}", ctx.service);
         let task = handle().spawn(accept_loop(tcp, Arc::new(ctx), options, tx, closed_rx, hooks.clone()));
-        Ok(Listener { local_addr, queue: Mutex::new(rx), closed: closed_tx, accept_task: std::sync::Mutex::new(Some(task)), hooks })
+        Ok(Listener {
+            local_addr,
+            queue: Mutex::new(rx),
+            closed: closed_tx,
+            accept_task: std::sync::Mutex::new(Some(task)),
+            hooks,
+        })
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -228,17 +229,24 @@ async fn admit(
     hooks: &Hooks,
 ) -> std::result::Result<Conn, (Option<String>, Error)> {
     let _ = stream.set_nodelay(true);
-    let tls = with_timeout(Some(options.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)), || format!("TLS handshake with {peer_addr}"), async {
-        acceptor.accept(stream).await.map_err(|e| handshake_error(&e))
-    })
+    let tls = with_timeout(
+        Some(options.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)),
+        || format!("TLS handshake with {peer_addr}"),
+        async { acceptor.accept(stream).await.map_err(|e| handshake_error(&e)) },
+    )
     .await
     .map_err(|e| (None, e))?;
     let peer_certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
     let peer = peer_identity(peer_certs).map_err(|e| (None, e))?;
     let uri = Some(peer.uri.clone());
-    authorize(ctx.authorizer.clone(), ctx.service.clone(), peer.clone(), options.authorize_timeout.unwrap_or(DEFAULT_AUTHORIZE_TIMEOUT))
-        .await
-        .map_err(|e| (uri.clone(), e))?;
+    authorize(
+        ctx.authorizer.clone(),
+        ctx.service.clone(),
+        peer.clone(),
+        options.authorize_timeout.unwrap_or(DEFAULT_AUTHORIZE_TIMEOUT),
+    )
+    .await
+    .map_err(|e| (uri.clone(), e))?;
     let check = hooks.peer_check.read().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(check) = check {
         let p = peer.clone();
@@ -246,7 +254,10 @@ async fn admit(
             .await
             .unwrap_or_else(|e| Err(format!("the peer check panicked: {e}")));
         if let Err(why) = verdict {
-            return Err((uri, Error::new(Code::RejectedByApplication, format!("{} rejected by the application: {why}", peer.uri))));
+            return Err((
+                uri,
+                Error::new(Code::RejectedByApplication, format!("{} rejected by the application: {why}", peer.uri)),
+            ));
         }
     }
     Conn::new(tokio_rustls::TlsStream::Server(tls), peer).map_err(|e| (uri, e))

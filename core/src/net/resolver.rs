@@ -28,7 +28,10 @@ pub fn discover(agent: &AgentClient, service: &str, datacenter: Option<&str>) ->
         .collect();
     if instances.is_empty() {
         let dc = datacenter.map(|d| format!(" in datacenter {d}")).unwrap_or_default();
-        return Err(Error::new(Code::NoInstances, format!("no healthy instance of \"{service}\"{dc} at {}", agent.address())));
+        return Err(Error::new(
+            Code::NoInstances,
+            format!("no healthy instance of \"{service}\"{dc} at {}", agent.address()),
+        ));
     }
     fastrand::shuffle(&mut instances);
     Ok(instances)

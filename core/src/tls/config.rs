@@ -34,8 +34,7 @@ pub enum Expected {
     AnyService,
 }
 
-static VERSIONS: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
+static VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The server name handed to `connect()`. SNI is disabled and no hostname is checked: it is never used.
 pub fn dial_server_name() -> ServerName<'static> {
@@ -56,14 +55,9 @@ pub fn server_config(source: Arc<dyn CertSource>, alpn: Vec<Vec<u8>>) -> Result<
 }
 
 /// A dialer's config: presents the current leaf, verifies the server's chain and identity.
-pub fn client_config(
-    source: Arc<dyn CertSource>,
-    expected: Expected,
-    alpn: Vec<Vec<u8>>,
-) -> Result<Arc<ClientConfig>> {
+pub fn client_config(source: Arc<dyn CertSource>, expected: Expected, alpn: Vec<Vec<u8>>) -> Result<Arc<ClientConfig>> {
     if let Expected::Uri(uri) = &expected {
-        ServiceId::parse(uri)
-            .map_err(|e| Error::invalid(format!("expected peer identity: {}", e.message)))?;
+        ServiceId::parse(uri).map_err(|e| Error::invalid(format!("expected peer identity: {}", e.message)))?;
     }
     let mut config = ClientConfig::builder_with_provider(super::provider())
         .with_protocol_versions(VERSIONS)
@@ -102,11 +96,7 @@ impl ResolvesServerCert for LeafResolver {
 }
 
 impl ResolvesClientCert for LeafResolver {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         self.current()
     }
 

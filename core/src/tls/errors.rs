@@ -28,10 +28,9 @@ pub fn handshake_error(err: &std::io::Error) -> Error {
     }
     use std::io::ErrorKind::*;
     match err.kind() {
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Error::new(
-            Code::Handshake,
-            "peer closed the connection during the TLS handshake",
-        ),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
+            Error::new(Code::Handshake, "peer closed the connection during the TLS handshake")
+        }
         TimedOut | WouldBlock => Error::timeout(format!("TLS handshake timed out: {err}")),
         _ => Error::new(Code::Handshake, format!("TLS handshake failed: {err}")),
     }
@@ -43,23 +42,16 @@ pub fn from_rustls(err: &rustls::Error) -> Error {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
             match inner.downcast_ref::<Error>() {
                 Some(ours) => ours.clone(),
-                None => Error::new(
-                    Code::CertificateInvalid,
-                    format!("peer certificate invalid: {inner}"),
-                ),
+                None => Error::new(Code::CertificateInvalid, format!("peer certificate invalid: {inner}")),
             }
         }
-        rustls::Error::InvalidCertificate(reason) => Error::new(
-            Code::CertificateInvalid,
-            format!("peer certificate invalid: {reason:?}"),
-        ),
-        rustls::Error::NoCertificatesPresented => {
-            Error::new(Code::Handshake, "peer sent no client certificate")
+        rustls::Error::InvalidCertificate(reason) => {
+            Error::new(Code::CertificateInvalid, format!("peer certificate invalid: {reason:?}"))
         }
-        rustls::Error::General(msg) if msg == NO_SERVER_CERT => Error::new(
-            Code::NotReady,
-            "no leaf certificate to present yet: refusing the TLS handshake",
-        ),
+        rustls::Error::NoCertificatesPresented => Error::new(Code::Handshake, "peer sent no client certificate"),
+        rustls::Error::General(msg) if msg == NO_SERVER_CERT => {
+            Error::new(Code::NotReady, "no leaf certificate to present yet: refusing the TLS handshake")
+        }
         rustls::Error::AlertReceived(alert) => Error::new(Code::Handshake, alert_message(*alert)),
         rustls::Error::PeerIncompatible(
             PeerIncompatible::SupportedVersionsExtensionRequired
@@ -103,36 +95,22 @@ mod tests {
 
     #[test]
     fn our_error_survives_the_trip_through_rustls_and_io() {
-        let ours = Error::new(
-            Code::IdentityMismatch,
-            "peer certificate mismatch got a, want b",
-        );
+        let ours = Error::new(Code::IdentityMismatch, "peer certificate mismatch got a, want b");
         assert_eq!(handshake_error(&io_err(to_rustls(ours.clone()))), ours);
     }
 
     #[test]
     fn peer_alerts_and_hang_ups_are_handshake_errors() {
-        let e = handshake_error(&io_err(rustls::Error::AlertReceived(
-            AlertDescription::UnknownCA,
-        )));
+        let e = handshake_error(&io_err(rustls::Error::AlertReceived(AlertDescription::UnknownCA)));
         assert_eq!(e.code, Code::Handshake);
         assert_eq!(e.message, "peer rejected our certificate: alert UnknownCA");
-        let e = handshake_error(&io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "tls handshake eof",
-        ));
+        let e = handshake_error(&io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof"));
         assert_eq!(
             (e.code, e.message.as_str()),
-            (
-                Code::Handshake,
-                "peer closed the connection during the TLS handshake"
-            )
+            (Code::Handshake, "peer closed the connection during the TLS handshake")
         );
         let e = handshake_error(&io_err(rustls::Error::NoCertificatesPresented));
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (Code::Handshake, "peer sent no client certificate")
-        );
+        assert_eq!((e.code, e.message.as_str()), (Code::Handshake, "peer sent no client certificate"));
     }
 
     #[test]
@@ -143,9 +121,7 @@ mod tests {
 
     #[test]
     fn foreign_certificate_errors_are_certificate_invalid() {
-        let e = handshake_error(&io_err(rustls::Error::InvalidCertificate(
-            CertificateError::Expired,
-        )));
+        let e = handshake_error(&io_err(rustls::Error::InvalidCertificate(CertificateError::Expired)));
         assert_eq!(e.code, Code::CertificateInvalid);
     }
 }

@@ -38,17 +38,9 @@ impl Roots {
         let mut certs = Vec::new();
         let mut pem = String::new();
         for root in &roots.roots {
-            let name = if root.name.is_empty() {
-                &root.id
-            } else {
-                &root.name
-            };
-            let parsed = certs_from_pem(&root.root_cert).map_err(|e| {
-                bad(format!(
-                    "CA root {name:?} (ID {}): RootCert: {}",
-                    root.id, e.message
-                ))
-            })?;
+            let name = if root.name.is_empty() { &root.id } else { &root.name };
+            let parsed = certs_from_pem(&root.root_cert)
+                .map_err(|e| bad(format!("CA root {name:?} (ID {}): RootCert: {}", root.id, e.message)))?;
             certs.extend(parsed);
             pem.push_str(root.root_cert.trim_end());
             pem.push('\n');
@@ -59,12 +51,7 @@ impl Roots {
             .map(|(i, der)| {
                 webpki::anchor_from_trusted_cert(der)
                     .map(|a| a.to_owned())
-                    .map_err(|e| {
-                        bad(format!(
-                            "CA root certificate #{} is not a usable trust anchor: {e:?}",
-                            i + 1
-                        ))
-                    })
+                    .map_err(|e| bad(format!("CA root certificate #{} is not a usable trust anchor: {e:?}", i + 1)))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Roots {
@@ -85,7 +72,6 @@ impl Roots {
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
         &self.anchors
     }
-
 }
 
 impl fmt::Debug for Roots {
@@ -122,36 +108,19 @@ impl Leaf {
     /// Parse the agent's leaf: certificate chain, private key (checked against the certificate), identity.
     /// Anything unusable is `AgentBadResponse`. Times and serial are read from the certificate itself.
     pub fn from_agent(leaf: &LeafCert) -> Result<Leaf> {
-        let bad = |msg: String| {
-            Error::new(
-                Code::AgentBadResponse,
-                format!("leaf certificate from the agent: {msg}"),
-            )
-        };
-        let chain =
-            certs_from_pem(&leaf.cert_pem).map_err(|e| bad(format!("CertPEM: {}", e.message)))?;
-        let key = key_from_pem(&leaf.private_key_pem)
-            .map_err(|e| bad(format!("PrivateKeyPEM: {}", e.message)))?;
+        let bad = |msg: String| Error::new(Code::AgentBadResponse, format!("leaf certificate from the agent: {msg}"));
+        let chain = certs_from_pem(&leaf.cert_pem).map_err(|e| bad(format!("CertPEM: {}", e.message)))?;
+        let key = key_from_pem(&leaf.private_key_pem).map_err(|e| bad(format!("PrivateKeyPEM: {}", e.message)))?;
         let info = inspect(&chain[0]).map_err(|e| bad(e.message))?;
         let uri = match info.uri_sans.as_slice() {
             [uri] => uri.clone(),
             uris => {
-                return Err(bad(format!(
-                    "expected exactly one URI SAN, found {} (serial {})",
-                    uris.len(),
-                    info.serial
-                )))
+                return Err(bad(format!("expected exactly one URI SAN, found {} (serial {})", uris.len(), info.serial)))
             }
         };
-        let id = ServiceId::parse(&uri)
-            .map_err(|e| bad(format!("{} (serial {})", e.message, info.serial)))?;
+        let id = ServiceId::parse(&uri).map_err(|e| bad(format!("{} (serial {})", e.message, info.serial)))?;
         let certified_key = CertifiedKey::from_der(chain.clone(), key, &super::provider())
-            .map_err(|e| {
-                bad(format!(
-                    "private key unusable with certificate {uri} (serial {}): {e}",
-                    info.serial
-                ))
-            })?;
+            .map_err(|e| bad(format!("private key unusable with certificate {uri} (serial {}): {e}", info.serial)))?;
         Ok(Leaf {
             certified_key: Arc::new(certified_key),
             chain,
@@ -181,10 +150,7 @@ impl fmt::Debug for Leaf {
 /// Readiness check: the leaf's chain (with its own intermediates) verifies against the roots for both client
 /// and server use, and is valid at `now`. `NotReady` otherwise, naming the serial, the URI and the reason.
 pub fn verify_leaf(leaf: &Leaf, roots: &Roots, now: SystemTime) -> Result<()> {
-    let unix = UnixTime::since_unix_epoch(
-        now.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default(),
-    );
+    let unix = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
     for usage in [Usage::Server, Usage::Client] {
         verify_chain(roots, &leaf.chain[0], &leaf.chain[1..], unix, usage).map_err(|e| {
             Error::new(
@@ -213,10 +179,7 @@ mod tests {
     #[test]
     fn no_roots_is_not_ready_never_system_roots() {
         let err = Roots::from_agent(&CaRoots::default()).unwrap_err();
-        assert_eq!(
-            (err.code, err.message.as_str()),
-            (Code::NotReady, "the agent returned no CA roots")
-        );
+        assert_eq!((err.code, err.message.as_str()), (Code::NotReady, "the agent returned no CA roots"));
     }
 
     #[test]
@@ -237,11 +200,7 @@ mod tests {
 
     #[test]
     fn every_certificate_of_every_root_becomes_an_anchor() {
-        let (r1, r2, r3) = (
-            TestCa::new(TD, "R1"),
-            TestCa::new(TD, "R2"),
-            TestCa::new(TD, "R3"),
-        );
+        let (r1, r2, r3) = (TestCa::new(TD, "R1"), TestCa::new(TD, "R2"), TestCa::new(TD, "R3"));
         let mut roots = ca_roots(&r1, &[&r1, &r2]);
         roots.roots[1].root_cert.push_str(&r3.pem()); // a RootCert holding two certificates
         roots.trust_domain = TD.to_uppercase();
@@ -250,10 +209,7 @@ mod tests {
         assert_eq!(parsed.certs.len(), 3);
         assert_eq!(parsed.trust_domain, TD);
         assert_eq!(parsed.anchors().len(), 3);
-        assert_eq!(
-            crate::identity::certs_from_pem(&parsed.pem).unwrap(),
-            parsed.certs
-        );
+        assert_eq!(crate::identity::certs_from_pem(&parsed.pem).unwrap(), parsed.certs);
         let leaf = Leaf::from_agent(&r3.leaf("web")).unwrap();
         verify_leaf(&leaf, &parsed, SystemTime::now()).unwrap();
     }
@@ -262,9 +218,7 @@ mod tests {
     fn leaf_from_agent_reads_chain_identity_serial_and_times() {
         let ca = TestCa::new(TD, "R1");
         let agent_leaf = ca.leaf("web");
-        assert!(agent_leaf
-            .private_key_pem
-            .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        assert!(agent_leaf.private_key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----"));
         let leaf = Leaf::from_agent(&agent_leaf).unwrap();
         assert_eq!(leaf.uri, format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"));
         assert_eq!(leaf.id.service, "web");
@@ -282,10 +236,7 @@ mod tests {
         };
         let parsed = Leaf::from_agent(&leaf).unwrap();
         assert_eq!(parsed.serial, "0c:0a");
-        let pkcs8 = LeafCert {
-            private_key_pem: include_str!("../identity/testdata/ec_pkcs8.pem").into(),
-            ..leaf
-        };
+        let pkcs8 = LeafCert { private_key_pem: include_str!("../identity/testdata/ec_pkcs8.pem").into(), ..leaf };
         Leaf::from_agent(&pkcs8).unwrap();
     }
 
@@ -296,10 +247,7 @@ mod tests {
         let leaf = Leaf::from_agent(&agent_leaf).unwrap();
         let shown = format!("{leaf:?}");
         let body = agent_leaf.private_key_pem.lines().nth(1).unwrap();
-        assert!(
-            !shown.contains(body) && !shown.contains("PRIVATE KEY"),
-            "{shown}"
-        );
+        assert!(!shown.contains(body) && !shown.contains("PRIVATE KEY"), "{shown}");
         assert!(shown.contains(&leaf.serial));
     }
 
@@ -317,18 +265,11 @@ mod tests {
     fn leaf_with_a_non_service_identity_is_refused() {
         let ca = TestCa::new(TD, "R1");
         let now = SystemTime::now();
-        let agent_leaf = ca.leaf_for_uri(
-            &format!("spiffe://{TD}/agent/server/dc/dc1"),
-            now,
-            now + Duration::from_secs(60),
-        );
+        let agent_leaf =
+            ca.leaf_for_uri(&format!("spiffe://{TD}/agent/server/dc/dc1"), now, now + Duration::from_secs(60));
         let err = Leaf::from_agent(&agent_leaf).unwrap_err();
         assert_eq!(err.code, Code::AgentBadResponse);
-        assert!(
-            err.message.contains("not a Consul service identity"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("not a Consul service identity"), "{}", err.message);
     }
 
     #[test]
@@ -338,11 +279,7 @@ mod tests {
         let leaf = Leaf::from_agent(&foreign.leaf("web")).unwrap();
         let err = verify_leaf(&leaf, &roots, SystemTime::now()).unwrap_err();
         assert_eq!(err.code, Code::NotReady);
-        assert!(
-            err.message.contains(&leaf.serial) && err.message.contains(&leaf.uri),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains(&leaf.serial) && err.message.contains(&leaf.uri), "{}", err.message);
         assert!(err.message.contains("UnknownIssuer"), "{}", err.message);
     }
 
@@ -365,34 +302,14 @@ mod tests {
         let leaf = Leaf::from_agent(&r2.leaf("web")).unwrap();
         assert_eq!(leaf.chain.len(), 2);
         let now = SystemTime::now();
-        verify_leaf(
-            &leaf,
-            &Roots::from_agent(&ca_roots(&r1, &[&r1])).unwrap(),
-            now,
-        )
-        .unwrap();
-        verify_leaf(
-            &leaf,
-            &Roots::from_agent(&ca_roots(&r2, &[&r1, &r2])).unwrap(),
-            now,
-        )
-        .unwrap();
-        verify_leaf(
-            &leaf,
-            &Roots::from_agent(&ca_roots(&r2, &[&r2])).unwrap(),
-            now,
-        )
-        .unwrap();
+        verify_leaf(&leaf, &Roots::from_agent(&ca_roots(&r1, &[&r1])).unwrap(), now).unwrap();
+        verify_leaf(&leaf, &Roots::from_agent(&ca_roots(&r2, &[&r1, &r2])).unwrap(), now).unwrap();
+        verify_leaf(&leaf, &Roots::from_agent(&ca_roots(&r2, &[&r2])).unwrap(), now).unwrap();
         // Without the cross-signed copy, the old root alone does not trust the new leaf.
         let mut bare = r2;
         bare.0.intermediates.clear();
         let bare_leaf = Leaf::from_agent(&bare.leaf("web")).unwrap();
-        let err = verify_leaf(
-            &bare_leaf,
-            &Roots::from_agent(&ca_roots(&r1, &[&r1])).unwrap(),
-            now,
-        )
-        .unwrap_err();
+        let err = verify_leaf(&bare_leaf, &Roots::from_agent(&ca_roots(&r1, &[&r1])).unwrap(), now).unwrap_err();
         assert_eq!(err.code, Code::NotReady);
     }
 
@@ -402,11 +319,6 @@ mod tests {
         let inter = root.intermediate("Secondary DC");
         let leaf = Leaf::from_agent(&inter.leaf("web")).unwrap();
         assert_eq!(leaf.chain.len(), 2);
-        verify_leaf(
-            &leaf,
-            &Roots::from_agent(&ca_roots(&root, &[&root])).unwrap(),
-            SystemTime::now(),
-        )
-        .unwrap();
+        verify_leaf(&leaf, &Roots::from_agent(&ca_roots(&root, &[&root])).unwrap(), SystemTime::now()).unwrap();
     }
 }

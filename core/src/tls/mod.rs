@@ -15,8 +15,9 @@ pub mod config;
 pub mod errors;
 pub mod material;
 pub mod peer;
+#[cfg(test)]
+mod tests;
 pub mod verify;
-#[cfg(test)] mod tests;
 
 pub use config::{client_config, dial_server_name, server_config, CertSource, Expected};
 pub use errors::{from_rustls, handshake_error};

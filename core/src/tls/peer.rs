@@ -29,12 +29,8 @@ pub fn peer_identity(peer_certs: &[CertificateDer<'_>]) -> Result<PeerIdentity> 
     let Some(first) = peer_certs.first() else {
         return Err(Error::new(Code::Handshake, "peer presented no certificate"));
     };
-    let info = inspect(first).map_err(|e| {
-        Error::new(
-            Code::CertificateInvalid,
-            format!("peer certificate: {}", e.message),
-        )
-    })?;
+    let info =
+        inspect(first).map_err(|e| Error::new(Code::CertificateInvalid, format!("peer certificate: {}", e.message)))?;
     let [uri] = info.uri_sans.as_slice() else {
         return Err(Error::new(
             Code::IdentityMismatch,

@@ -52,26 +52,14 @@ pub(crate) fn verify_chain(
     usage: Usage,
 ) -> std::result::Result<(), webpki::Error> {
     let cert = webpki::EndEntityCert::try_from(end_entity)?;
-    cert.verify_for_usage(
-        algorithms().all,
-        roots.anchors(),
-        intermediates,
-        now,
-        usage.key_usage(),
-        None,
-        None,
-    )
-    .map(|_| ())
+    cert.verify_for_usage(algorithms().all, roots.anchors(), intermediates, now, usage.key_usage(), None, None)
+        .map(|_| ())
 }
 
 /// A sentence for a webpki failure, with the variant name kept for searchability.
 pub(crate) fn describe_chain_error(err: &webpki::Error, roots: &Roots) -> String {
     let n = roots.len();
-    let anchors = if n == 1 {
-        "the 1 current CA root".to_string()
-    } else {
-        format!("the {n} current CA roots")
-    };
+    let anchors = if n == 1 { "the 1 current CA root".to_string() } else { format!("the {n} current CA roots") };
     match err {
         webpki::Error::UnknownIssuer => format!("not issued by any of {anchors} (UnknownIssuer)"),
         webpki::Error::CertExpired { time, not_after } => format!(
@@ -93,7 +81,6 @@ pub(crate) fn describe_chain_error(err: &webpki::Error, roots: &Roots) -> String
     }
 }
 
-
 /// "client certificate spiffe://… (serial 1d)" or, for a certificate without one URI, its subject.
 fn describe_cert(role: &str, der: &CertificateDer<'_>) -> String {
     match inspect(der) {
@@ -114,21 +101,13 @@ fn describe_cert(role: &str, der: &CertificateDer<'_>) -> String {
 
 /// The single URI SAN of a peer's end-entity certificate, or an `IdentityMismatch` error.
 fn single_uri(role: &str, der: &CertificateDer<'_>) -> Result<(String, String)> {
-    let info = inspect(der).map_err(|e| {
-        Error::new(
-            Code::CertificateInvalid,
-            format!("{role} certificate: {}", e.message),
-        )
-    })?;
+    let info =
+        inspect(der).map_err(|e| Error::new(Code::CertificateInvalid, format!("{role} certificate: {}", e.message)))?;
     match info.uri_sans.as_slice() {
         [uri] => Ok((uri.clone(), info.serial)),
         uris => Err(Error::new(
             Code::IdentityMismatch,
-            format!(
-                "{} must carry exactly one URI SAN, found {}",
-                describe_cert(role, der),
-                uris.len()
-            ),
+            format!("{} must carry exactly one URI SAN, found {}", describe_cert(role, der), uris.len()),
         )),
     }
 }
@@ -145,19 +124,13 @@ fn check_peer_chain(
     let Some(roots) = source.roots() else {
         return Err(Error::new(
             Code::NotReady,
-            format!(
-                "no CA roots yet: cannot verify the {role} certificate, refusing the handshake"
-            ),
+            format!("no CA roots yet: cannot verify the {role} certificate, refusing the handshake"),
         ));
     };
     verify_chain(&roots, end_entity, intermediates, now, usage).map_err(|e| {
         Error::new(
             Code::CertificateInvalid,
-            format!(
-                "{}: {}",
-                describe_cert(role, end_entity),
-                describe_chain_error(&e, &roots)
-            ),
+            format!("{}: {}", describe_cert(role, end_entity), describe_chain_error(&e, &roots)),
         )
     })
 }
@@ -170,10 +143,7 @@ pub struct ClientVerifier {
 
 impl ClientVerifier {
     pub fn new(source: Arc<dyn CertSource>) -> Self {
-        ClientVerifier {
-            source,
-            algs: algorithms(),
-        }
+        ClientVerifier { source, algs: algorithms() }
     }
 
     fn check(
@@ -182,20 +152,10 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<()> {
-        check_peer_chain(
-            &*self.source,
-            "client",
-            end_entity,
-            intermediates,
-            now,
-            Usage::Client,
-        )?;
+        check_peer_chain(&*self.source, "client", end_entity, intermediates, now, Usage::Client)?;
         let (uri, serial) = single_uri("client", end_entity)?;
         ServiceId::parse(&uri).map_err(|e| {
-            Error::new(
-                Code::IdentityMismatch,
-                format!("client certificate (serial {serial}): {}", e.message),
-            )
+            Error::new(Code::IdentityMismatch, format!("client certificate (serial {serial}): {}", e.message))
         })?;
         Ok(())
     }
@@ -227,9 +187,7 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity, intermediates, now)
-            .map(|()| ClientCertVerified::assertion())
-            .map_err(to_rustls)
+        self.check(end_entity, intermediates, now).map(|()| ClientCertVerified::assertion()).map_err(to_rustls)
     }
 
     fn verify_tls12_signature(
@@ -264,11 +222,7 @@ pub struct ServerVerifier {
 
 impl ServerVerifier {
     pub fn new(source: Arc<dyn CertSource>, expected: Expected) -> Self {
-        ServerVerifier {
-            source,
-            expected,
-            algs: algorithms(),
-        }
+        ServerVerifier { source, expected, algs: algorithms() }
     }
 
     fn check(
@@ -279,31 +233,17 @@ impl ServerVerifier {
     ) -> Result<()> {
         // Without a leaf the server will refuse us anyway; say so clearly instead of a bare alert.
         if self.source.leaf().is_none() {
-            return Err(Error::new(
-                Code::NotReady,
-                "no leaf certificate to present yet: refusing the TLS handshake",
-            ));
+            return Err(Error::new(Code::NotReady, "no leaf certificate to present yet: refusing the TLS handshake"));
         }
-        check_peer_chain(
-            &*self.source,
-            "server",
-            end_entity,
-            intermediates,
-            now,
-            Usage::Server,
-        )?;
+        check_peer_chain(&*self.source, "server", end_entity, intermediates, now, Usage::Server)?;
         let (got, serial) = single_uri("server", end_entity)?;
         match &self.expected {
             Expected::Uri(want) if uri_matches(&got, want) => Ok(()),
-            Expected::Uri(want) => Err(Error::new(
-                Code::IdentityMismatch,
-                format!("peer certificate mismatch got {got}, want {want}"),
-            )),
+            Expected::Uri(want) => {
+                Err(Error::new(Code::IdentityMismatch, format!("peer certificate mismatch got {got}, want {want}")))
+            }
             Expected::AnyService => ServiceId::parse(&got).map(|_| ()).map_err(|e| {
-                Error::new(
-                    Code::IdentityMismatch,
-                    format!("server certificate (serial {serial}): {}", e.message),
-                )
+                Error::new(Code::IdentityMismatch, format!("server certificate (serial {serial}): {}", e.message))
             }),
         }
     }
@@ -311,9 +251,7 @@ impl ServerVerifier {
 
 impl fmt::Debug for ServerVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerVerifier")
-            .field("expected", &self.expected)
-            .finish_non_exhaustive()
+        f.debug_struct("ServerVerifier").field("expected", &self.expected).finish_non_exhaustive()
     }
 }
 
@@ -326,9 +264,7 @@ impl ServerCertVerifier for ServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity, intermediates, now)
-            .map(|()| ServerCertVerified::assertion())
-            .map_err(to_rustls)
+        self.check(end_entity, intermediates, now).map(|()| ServerCertVerified::assertion()).map_err(to_rustls)
     }
 
     fn verify_tls12_signature(

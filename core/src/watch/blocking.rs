@@ -192,7 +192,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
-        let t = WatchTiming { retry_base: Duration::from_millis(100), retry_max: Duration::from_millis(1000), ..Default::default() };
+        let t = WatchTiming {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_millis(1000),
+            ..Default::default()
+        };
         let first = backoff(&t, 1);
         assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
         let tenth = backoff(&t, 10);
@@ -226,7 +230,8 @@ mod tests {
 
     #[test]
     fn loop_delivers_changes_only_and_resets_index_after_errors() {
-        let timing = WatchTiming { min_interval: Duration::ZERO, retry_base: Duration::from_millis(1), ..Default::default() };
+        let timing =
+            WatchTiming { min_interval: Duration::ZERO, retry_base: Duration::from_millis(1), ..Default::default() };
         let stop = StopSignal::new();
         let rec = Recorder(Mutex::new(vec![]));
         let answers: Vec<Result<Response<u32>>> = vec![
@@ -237,16 +242,21 @@ mod tests {
         ];
         let mut answers = answers.into_iter();
         let mut seen_index = vec![];
-        run(&timing, &stop, |q| {
-            seen_index.push(q.index);
-            match answers.next() {
-                Some(a) => a,
-                None => {
-                    stop.stop();
-                    Err(Error::internal("done"))
+        run(
+            &timing,
+            &stop,
+            |q| {
+                seen_index.push(q.index);
+                match answers.next() {
+                    Some(a) => a,
+                    None => {
+                        stop.stop();
+                        Err(Error::internal("done"))
+                    }
                 }
-            }
-        }, &rec);
+            },
+            &rec,
+        );
         assert_eq!(*rec.0.lock().unwrap(), vec!["v1", "e:boom", "v2", "ok"]);
         assert_eq!(seen_index, vec![0, 5, 6, 0, 7]);
     }

@@ -79,7 +79,12 @@ impl WatchTarget<CaRoots> for RootsTarget {
             Ok(r) => r,
             Err(e) => return Some(Err(e.context("CA roots from the agent are unusable"))),
         };
-        info!("CA roots updated: {} root(s), active {}, trust domain {}", roots.len(), roots.active_root_id, roots.trust_domain);
+        info!(
+            "CA roots updated: {} root(s), active {}, trust domain {}",
+            roots.len(),
+            roots.active_root_id,
+            roots.trust_domain
+        );
         *watch.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(roots));
         *watch.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         watch.notify(ServiceEvent::RootsChanged);

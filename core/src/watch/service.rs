@@ -8,9 +8,9 @@ use super::blocking::{self, StopSignal, WatchTarget, WatchTiming};
 use super::roots::RootsWatch;
 use crate::agent::client::AgentClient;
 use crate::agent::types::LeafCert;
+use crate::encoding::go_duration as fmt_duration;
 use crate::error::{Code, Error, Result};
 use crate::log::{info, warning};
-use crate::encoding::go_duration as fmt_duration;
 use crate::tls::{verify_leaf, CertSource, Leaf, Roots};
 
 /// What a change callback is told.
@@ -76,7 +76,12 @@ pub struct ServiceCerts {
 
 impl ServiceCerts {
     /// Starts the leaf watch for `name` and subscribes to the client's roots watch.
-    pub fn start(agent: AgentClient, name: &str, roots: Arc<RootsWatch>, timing: WatchTiming) -> Result<Arc<ServiceCerts>> {
+    pub fn start(
+        agent: AgentClient,
+        name: &str,
+        roots: Arc<RootsWatch>,
+        timing: WatchTiming,
+    ) -> Result<Arc<ServiceCerts>> {
         let certs = Arc::new(ServiceCerts {
             name: name.to_string(),
             leaf: RwLock::new(None),
@@ -120,7 +125,8 @@ impl ServiceCerts {
                 }
                 match verify_leaf(&leaf, &roots, now) {
                     Ok(()) => {
-                        *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some((leaf.clone(), roots.clone(), Instant::now()));
+                        *self.verified.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((leaf.clone(), roots.clone(), Instant::now()));
                         return Ok((leaf, roots));
                     }
                     Err(e) => e.message,
