@@ -145,6 +145,7 @@ fn short_or_null_buffers_report_the_needed_length_in_out_n() {
     assert!(buf.iter().all(|&b| b == b'#' as c_char));
     let mut buf = vec![0 as c_char; n + 1];
     check(consulnative_listener_address(listener.0, buf.as_mut_ptr(), buf.len(), &mut n)).unwrap();
+    // SAFETY: the call succeeded, so `buf` holds a NUL-terminated string.
     assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(), addr);
 
     let status = read_text(|b, l, n| consulnative_service_status(web.0, b, l, n)).unwrap();
@@ -251,6 +252,7 @@ fn unknown_enum_values_are_invalid_arguments() {
 #[test]
 fn every_result_code_has_a_name_and_unknown_codes_say_so() {
     let names: Vec<String> = (0..=20u32)
+        // SAFETY: consulnative_result_name returns a static NUL-terminated string for any number.
         .map(|code| unsafe { CStr::from_ptr(consulnative_result_name(code)) }.to_str().unwrap().to_string())
         .collect();
     for (code, name) in names.iter().enumerate() {
@@ -262,12 +264,14 @@ fn every_result_code_has_a_name_and_unknown_codes_say_so() {
     assert_eq!(unique.len(), names.len(), "names are distinct: {names:?}");
     assert_eq!(names[ERR_DENIED as usize], "authorization denied");
     for code in [21, 1000, u32::MAX] {
+        // SAFETY: a static NUL-terminated string for any number.
         assert_eq!(unsafe { CStr::from_ptr(consulnative_result_name(code)) }.to_str().unwrap(), "unknown result");
     }
 }
 
 #[test]
 fn version_is_the_crate_version() {
+    // SAFETY: consulnative_version returns a static NUL-terminated string.
     let v = unsafe { CStr::from_ptr(consulnative_version()) }.to_str().unwrap();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
     assert_eq!(consulnative_version(), consulnative_version(), "a static string");

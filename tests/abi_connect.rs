@@ -237,6 +237,7 @@ fn descriptor_handoff_gives_a_plain_socket_with_eof_propagation() {
     assert!(fd >= 0);
     assert_eq!(conn.read(1, 100).unwrap_err().code, ERR_CLOSED, "the handle no longer reads");
     assert_eq!(conn.info()["peer"]["service"], "db", "info still works");
+    // SAFETY: a descriptor the handoff just gave us; the stream owns and closes it.
     let mut sock = unsafe { fd_stream(fd) };
     let payload = vec![7u8; 300_000];
     let mut writer = sock.try_clone().unwrap();
@@ -323,6 +324,7 @@ fn both_ends_handed_off_talk_like_plain_sockets() {
         let conn = l2.accept(5000).unwrap();
         let mut fd = -1;
         check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+        // SAFETY: a descriptor the handoff just gave us; the stream owns and closes it.
         let mut sock = unsafe { fd_stream(fd) };
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut request = [0u8; 5];
@@ -334,6 +336,7 @@ fn both_ends_handed_off_talk_like_plain_sockets() {
     let conn = web.dial_address(&listener.address(), "db", 5000).unwrap();
     let mut fd = -1;
     check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    // SAFETY: a descriptor the handoff just gave us; the stream owns and closes it.
     let mut sock = unsafe { fd_stream(fd) };
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     sock.write_all(b"hello").unwrap();
@@ -355,6 +358,7 @@ fn a_refused_client_that_handed_off_its_socket_reads_end_of_stream() {
         web.dial_address(&listener.address(), "db", 5000).expect("TLS 1.3: the refusal comes after the handshake");
     let mut fd = -1;
     check(consulnative::consulnative_conn_handoff(conn.0, &mut fd)).unwrap();
+    // SAFETY: a descriptor the handoff just gave us; the stream owns and closes it.
     let mut sock = unsafe { fd_stream(fd) };
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = sock.write_all(b"GET / HTTP/1.0\r\n\r\n");

@@ -126,7 +126,9 @@ impl Agent {
 }
 
 pub struct Client(pub *mut consulnative_client);
+// SAFETY: the header allows any library call on a handle from any thread; `_free` runs once, on drop.
 unsafe impl Send for Client {}
+// SAFETY: functions taking a const handle may run concurrently on it (the header's thread-safety rules).
 unsafe impl Sync for Client {}
 
 /// Fast watch timing for tests: short blocking waits and retries.
@@ -177,7 +179,9 @@ impl Drop for Client {
 }
 
 pub struct Service(pub *mut consulnative_service);
+// SAFETY: the header allows any library call on a handle from any thread; `_free` runs once, on drop.
 unsafe impl Send for Service {}
+// SAFETY: functions taking a const handle may run concurrently on it (the header's thread-safety rules).
 unsafe impl Sync for Service {}
 
 impl Service {
@@ -231,7 +235,9 @@ impl Drop for Service {
 pub type RefusalLog = std::sync::Mutex<Vec<(u32, Option<String>, String)>>;
 
 pub struct Listener(pub *mut consulnative_listener);
+// SAFETY: the header allows any library call on a handle from any thread; `_free` runs once, on drop.
 unsafe impl Send for Listener {}
+// SAFETY: functions taking a const handle may run concurrently on it (the header's thread-safety rules).
 unsafe impl Sync for Listener {}
 
 impl Listener {
@@ -280,7 +286,9 @@ impl Drop for Listener {
 }
 
 pub struct Conn(pub *mut consulnative_conn);
+// SAFETY: the header allows any library call on a handle from any thread; `_free` runs once, on drop.
 unsafe impl Send for Conn {}
+// SAFETY: functions taking a const handle may run concurrently on it (the header's thread-safety rules).
 unsafe impl Sync for Conn {}
 
 impl Conn {
