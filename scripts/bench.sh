@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark runner: builds in release mode (cargo bench) and measures, against the embedded dev agent,
-# connection setup rate, bulk throughput, authorize latency, rotation latency, memory per idle connection and
-# 1,000 service handles, each next to a bare tokio-rustls and a plain TCP baseline run in the same invocation.
+# The benchmark runner (benches/bench/): builds in release mode (cargo bench) and measures, against the dev agent
+# (the consulnative-dev-agent binary, a child process), connection setup rate, bulk throughput, authorize latency,
+# rotation latency, memory per idle connection and 1,000 service handles, each next to a bare tokio-rustls and a
+# plain TCP baseline run in the same invocation.
 #
 #   bash scripts/bench.sh            full run (about 5-10 minutes), writes docs/benchmarks.md
 #   bash scripts/bench.sh --smoke    seconds-long run, writes target/bench-smoke.md (checks figures are produced)
@@ -28,7 +29,8 @@ runner=()
 [ "$smoke" = 1 ] && runner+=(--smoke)
 
 printf '==> building (release) and running the Rust benchmarks -> %s\n' "$out"
-cargo build --release --locked 2>&1 | tail -n 1   # the shared library the bindings load, and the dev agent
+# The shared library the bindings load, and the dev agent binary the runner and the bindings start.
+cargo build --release --locked -p consulnative-ffi -p consulnative-devagent 2>&1 | tail -n 1
 cargo bench --locked --bench bench -- "${runner[@]}" --out "$out" "${args[@]}"
 
 fragment=""
