@@ -33,14 +33,25 @@ printf '==> building (release) and running the Rust benchmarks -> %s\n' "$out"
 cargo build --release --locked -p consulnative-ffi -p consulnative-devagent 2>&1 | tail -n 1
 cargo bench --locked --bench bench -- "${runner[@]}" --out "$out" "${args[@]}"
 
+# A binding benchmark that fails does not discard the others' figures: the report says it was not measured and
+# why, and this script exits non-zero at the end.
 fragment=""
+failed=()
 for lang in python ruby; do
   script="benches/bench-$lang.sh"
   if [ -f "$script" ]; then
     printf '==> %s binding benchmarks (%s)\n' "$lang" "$script"
-    part=$(BENCH_SMOKE=$smoke CONSULNATIVE_LIB="$PWD/target/release/libconsulnative.so" \
-      CONSULNATIVE_DEV_AGENT="$PWD/target/release/consulnative-dev-agent" bash "$script")
-    fragment+="$part"$'\n\n'
+    err="target/bench-$lang.err"
+    if part=$(BENCH_SMOKE=$smoke CONSULNATIVE_LIB="$PWD/target/release/libconsulnative.so" \
+      CONSULNATIVE_DEV_AGENT="$PWD/target/release/consulnative-dev-agent" bash "$script" 2>"$err"); then
+      cat "$err" >&2
+      fragment+="$part"$'\n\n'
+    else
+      cat "$err" >&2
+      failed+=("$lang")
+      why=$(grep -E 'Error|error' "$err" | tail -n 1 | sed "s|$PWD/||g" | cut -c1-300 || true)
+      fragment+="$part"$'\n\n'"Not measured in this run: \`$script\` failed: ${why:-see its output}"$'\n\n'
+    fi
   fi
 done
 if [ -n "$fragment" ]; then
@@ -54,3 +65,8 @@ open(path, "w").write(text)
 PY
 fi
 printf '==> wrote %s\n' "$out"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'binding benchmarks failed: %s (the report says so; their stderr is in target/bench-LANG.err)\n' \
+    "${failed[*]}" >&2
+  exit 1
+fi
