@@ -7,12 +7,14 @@
 #   bash benches/profile.sh bulk-handoff 64      # 64 MiB through the descriptor handoff (bulk-rw, bulk-bare)
 #
 # Each kind also runs with a fifth of the count, and the difference divided by the extra units is the cost of one
-# unit without the setup (dev agent, certificates). Output files stay in target/profile/.
+# unit without the setup (dev agent, certificates). Output files stay in target/profile/. The dev agent is a
+# process of its own (not traced): the counts are the application's instructions, both connection ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?kind: rate-library rate-bare bulk-rw bulk-handoff bulk-bare}
 n=${2:-250}
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+cargo build --release --locked -p consulnative-devagent --bin consulnative-dev-agent 2>&1 | tail -n 1  # the children start it
 exe=$(cargo bench --locked --bench bench --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
 for l in sys.stdin:
