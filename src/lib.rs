@@ -62,6 +62,9 @@ struct CallbackState {
     retired: bool,
     running: usize,
     dropped: bool,
+    /// A retiring thread waits for running calls and runs the drop itself, so that the drop has run when
+    /// `retire` returns (the last running call must then not run it on its own thread, after `retire` returned).
+    retirer_waiting: bool,
 }
 
 impl ForeignCallback {
@@ -96,7 +99,7 @@ impl ForeignCallback {
             if s.running == 0 {
                 self.idle.notify_all();
             }
-            let last = s.retired && s.running == 0 && !s.dropped;
+            let last = s.retired && s.running == 0 && !s.dropped && !s.retirer_waiting;
             s.dropped |= last;
             last
         };
@@ -116,6 +119,7 @@ impl ForeignCallback {
         if s.running > 0 && CALLBACK_DEPTH.with(|d| d.get()) > 0 {
             return;
         }
+        s.retirer_waiting = true;
         while s.running > 0 {
             s = self.idle.wait(s).unwrap_or_else(|e| e.into_inner());
         }
