@@ -34,7 +34,9 @@ pub fn bulk_library(w: &World, bytes: usize, handoff: bool) -> f64 {
         let (mut cfd, mut sfd) = (0i32, 0i32);
         check(consulnative_conn_handoff(client.0, &mut cfd)).unwrap();
         check(consulnative_conn_handoff(server.0, &mut sfd)).unwrap();
+        // SAFETY: descriptors the handoffs just gave us; each stream owns and closes its own.
         let mut cs = unsafe { fd_stream(cfd) };
+        // SAFETY: as above.
         let mut ss = unsafe { fd_stream(sfd) };
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; READ_BUF];

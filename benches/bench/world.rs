@@ -115,6 +115,7 @@ pub fn server_name() -> rustls::pki_types::ServerName<'static> {
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf only reads a system constant.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
@@ -128,6 +129,7 @@ pub fn threads() -> u64 {
 
 /// Raises the descriptor limit to the hard limit (5,000 connections need 10,000 descriptors in one process).
 pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit struct owned by this frame.
     unsafe {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
@@ -150,7 +152,9 @@ pub struct Usage {
 
 impl Usage {
     pub fn now(agent_pid: Option<i32>) -> Usage {
+        // SAFETY: rusage is plain old data; all zeroes is a valid value.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a rusage this frame owns.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         let (agent_cpu, agent_switches) = agent_pid.map(process_usage).unwrap_or_default();
