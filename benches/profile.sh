@@ -29,4 +29,4 @@ for count in "$small" "$n"; do
 done
 a=$(total "target/profile/$kind.$small.log"); b=$(total "target/profile/$kind.$n.log")
 echo "$kind: $(( (b - a) / (n - small) )) instructions per unit (connection or MiB), from $small and $n units"
-callgrind_annotate --inclusive=yes "target/profile/$kind.$n.out" 2>/dev/null | sed -n '/file:function/,$p' | head -n 40 | cut -c1-200
+callgrind_annotate --inclusive=yes "target/profile/$kind.$n.out" 2>/dev/null | sed -n '/file:function/,$p' | sed -n 1,40p | cut -c1-200

@@ -183,7 +183,8 @@ pub fn bench_authorize(w: &World, bare: &Bare, plan: &Plan, report: &mut Report)
     for (variant, p) in [("p50", 50.0), ("p99", 99.0)] {
         let (l, b) = (percentile(&lib, p), percentile(&base, p));
         let mut row = report.single("3", &measure, &format!("library {variant}"), "µs", l);
-        row.ratio = format!("+{} µs vs bare", fmt_num(l - b));
+        let sign = if l >= b { "+" } else { "" };
+        row.ratio = format!("{sign}{} µs vs bare", fmt_num(l - b));
         report.push(row);
         let row = report.single("3", &measure, &format!("bare tokio-rustls {variant}"), "µs", b);
         report.push(row);
