@@ -25,12 +25,8 @@ pub struct World {
 
 impl World {
     pub fn start() -> World {
-        let before = dev_agent_children();
         let agent = Agent::start();
-        let agent_pid = dev_agent_children().into_iter().find(|p| !before.contains(p));
-        if agent_pid.is_none() {
-            eprintln!("warning: the dev agent's process was not found under /proc: its CPU time is not counted");
-        }
+        let agent_pid = agent.0.pid().map(|p| p as i32);
         agent.intention("web", "db", true);
         let client = Client::new(&agent.address(), QUIET);
         let db = client.service("db").ready(30_000);
@@ -38,23 +34,6 @@ impl World {
         let db_uri = db.status()["spiffe_id"].as_str().unwrap().to_string();
         World { agent, agent_pid, _client: client, db, web, db_uri }
     }
-}
-
-/// The dev agent processes (`consulnative-dev-agent`, whose command name the kernel cuts to 15 bytes) that are
-/// children of this process. `DevAgentProcess` does not tell its child's id; starting one is the only change.
-fn dev_agent_children() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // "pid (comm) state ppid ...": the command name may hold spaces and parentheses.
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { return false };
-            let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok());
-            ppid == Some(me) && stat[open + 1..close].starts_with("consulnative-de")
-        })
-        .collect()
 }
 
 /// The bare-rustls side: tokio-rustls with the TLS configs of `consulnative_core::api::Service`s `db` and `web`
