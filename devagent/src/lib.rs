@@ -27,8 +27,10 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod decode;
 pub mod ca;
 mod error;
+mod filter;
 mod http;
 pub mod process;
 mod state;
