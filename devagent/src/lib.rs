@@ -27,8 +27,8 @@
 #![warn(missing_docs)]
 
 mod acl;
-mod decode;
 pub mod ca;
+mod decode;
 mod error;
 mod filter;
 mod http;

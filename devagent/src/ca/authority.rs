@@ -227,7 +227,9 @@ impl Authority {
     pub fn ca_root(&self, active: bool) -> CaRoot {
         let der = &self.der;
         let (serial, not_before, not_after) = match x509_parser::parse_x509_certificate(der) {
-            Ok((_, c)) => (c.raw_serial().to_vec(), c.validity().not_before.timestamp(), c.validity().not_after.timestamp()),
+            Ok((_, c)) => {
+                (c.raw_serial().to_vec(), c.validity().not_before.timestamp(), c.validity().not_after.timestamp())
+            }
             Err(_) => (Vec::new(), 0, 0),
         };
         let serial_number = serial.iter().rev().take(8).rev().fold(0u64, |acc, b| (acc << 8) | *b as u64);

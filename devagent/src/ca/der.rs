@@ -121,7 +121,10 @@ pub fn p256_sec1_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
 
 /// Every PEM block in `text` as (label, DER), in order; blocks that do not decode are skipped.
 pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
-    x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).filter_map(|p| p.ok()).map(|p| (p.label, p.contents)).collect()
+    x509_parser::pem::Pem::iter_from_buffer(text.as_bytes())
+        .filter_map(|p| p.ok())
+        .map(|p| (p.label, p.contents))
+        .collect()
 }
 
 /// The DER of a SubjectAltName extension value holding exactly one URI.

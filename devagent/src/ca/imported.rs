@@ -32,14 +32,17 @@ pub fn private_key_from_pem(pem: &str) -> Result<KeyPair> {
         None => return Err(Error::invalid("PrivateKey: no PEM private key block found")),
     };
     KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(pkcs8), &PKCS_ECDSA_P256_SHA256).map_err(|e| {
-        Error::invalid(format!("PrivateKey: not a usable EC P-256 private key (the dev agent signs with P-256 only): {e}"))
+        Error::invalid(format!(
+            "PrivateKey: not a usable EC P-256 private key (the dev agent signs with P-256 only): {e}"
+        ))
     })
 }
 
 /// The subject of `cert` as rcgen writes it. `Err` when rcgen cannot reproduce it (multi-valued RDNs, repeated
 /// attribute types, string types other than Printable/UTF8/IA5).
 fn distinguished_name(cert: &X509Certificate<'_>) -> Result<DistinguishedName> {
-    let unsupported = |why: &str| Error::invalid(format!("RootCert: the dev agent cannot sign under this subject: {why}"));
+    let unsupported =
+        |why: &str| Error::invalid(format!("RootCert: the dev agent cannot sign under this subject: {why}"));
     let mut dn = DistinguishedName::new();
     for rdn in cert.subject().iter() {
         let attrs: Vec<_> = rdn.iter().collect();

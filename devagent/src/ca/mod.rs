@@ -19,5 +19,5 @@ mod der;
 mod imported;
 
 pub use authority::{ca_roots, Authority, ROOT_TTL};
-pub use imported::private_key_from_pem;
 pub use connect::{ConnectCa, Root};
+pub use imported::private_key_from_pem;

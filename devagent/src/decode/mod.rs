@@ -216,7 +216,11 @@ impl Ctx {
             other => other.kind().to_string(),
         };
         let value = if matches!(got, J::Num(_)) && !go_type.contains("int") { "number".to_string() } else { value };
-        format!("json: cannot unmarshal {value} into Go struct field {}.{} of type {go_type}", self.root, self.path.join("."))
+        format!(
+            "json: cannot unmarshal {value} into Go struct field {}.{} of type {go_type}",
+            self.root,
+            self.path.join(".")
+        )
     }
 
     fn object(&mut self, v: &J, schema: &'static Schema) -> Result<Obj, String> {
@@ -367,8 +371,11 @@ mod tests {
 
     #[test]
     fn field_names_match_case_insensitively_and_the_later_key_wins() {
-        let o = decode(br#"{"name":"web","PORT":80,"connect":{"native":true},"Connect":{"Native":false}}"#, &SERVICE_DEFINITION)
-            .unwrap();
+        let o = decode(
+            br#"{"name":"web","PORT":80,"connect":{"native":true},"Connect":{"Native":false}}"#,
+            &SERVICE_DEFINITION,
+        )
+        .unwrap();
         assert_eq!(o.str("Name"), "web");
         assert_eq!(o.int("Port"), 80);
         assert!(!o.obj("Connect").unwrap().bool("Native"), "the later Connect replaces the earlier");
@@ -376,14 +383,21 @@ mod tests {
 
     #[test]
     fn snake_case_aliases_fill_their_field() {
-        let o = decode(br#"{"Name":"w","enable_tag_override":true,"tagged_addresses":{"lan":{"address":"1.2.3.4","port":1}}}"#, &SERVICE_DEFINITION).unwrap();
+        let o = decode(
+            br#"{"Name":"w","enable_tag_override":true,"tagged_addresses":{"lan":{"address":"1.2.3.4","port":1}}}"#,
+            &SERVICE_DEFINITION,
+        )
+        .unwrap();
         assert!(o.bool("EnableTagOverride"));
         assert_eq!(o.obj_map("TaggedAddresses")["lan"].str("Address"), "1.2.3.4");
     }
 
     #[test]
     fn unknown_fields_and_wrong_types_get_gos_texts() {
-        assert_eq!(decode(br#"{"Name":"w","Bogus":1}"#, &SERVICE_DEFINITION).unwrap_err(), r#"json: unknown field "Bogus""#);
+        assert_eq!(
+            decode(br#"{"Name":"w","Bogus":1}"#, &SERVICE_DEFINITION).unwrap_err(),
+            r#"json: unknown field "Bogus""#
+        );
         assert_eq!(
             decode(br#"{"Name":"w","Port":"80"}"#, &SERVICE_DEFINITION).unwrap_err(),
             "json: cannot unmarshal string into Go struct field .Port of type int"

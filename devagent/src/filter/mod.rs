@@ -154,8 +154,9 @@ mod tests {
     }
 
     fn f(expr: &str) -> Result<bool, String> {
-        let t = entry();
-        Filter::new(expr, &t).map(|f| f.matches(&t))
+        let mut template = entry();
+        template["Service"]["Meta"] = json!({});
+        Filter::new(expr, &template).map(|f| f.matches(&entry()))
     }
 
     #[test]

@@ -225,7 +225,9 @@ impl P {
                     self.pos += 1;
                     Op::NotIn
                 } else if self.peek_word("matches") {
-                    return Err("the 'matches' operator (regular expressions) is not supported by the dev agent".to_string());
+                    return Err(
+                        "the 'matches' operator (regular expressions) is not supported by the dev agent".to_string()
+                    );
                 } else {
                     return Err("expected 'contains' or 'in' after 'not'".to_string());
                 }

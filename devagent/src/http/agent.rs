@@ -113,7 +113,10 @@ pub(super) fn deregister_service(sh: &Arc<Shared>, r: &Req, id: &str) -> Resp {
         return resp;
     }
     if !sh.deregister_service(id) {
-        return text(404, format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."));
+        return text(
+            404,
+            format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."),
+        );
     }
     empty_ok()
 }

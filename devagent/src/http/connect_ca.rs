@@ -151,7 +151,9 @@ fn ca_configuration_put(sh: &Arc<Shared>, r: &Req) -> Resp {
                 other => {
                     return text(
                         400,
-                        format!("Config.{key}: not supported by the dev agent (it signs with EC P-256 keys; {other:?})"),
+                        format!(
+                            "Config.{key}: not supported by the dev agent (it signs with EC P-256 keys; {other:?})"
+                        ),
                     )
                 }
             }

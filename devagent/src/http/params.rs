@@ -54,9 +54,10 @@ pub(super) fn list_query(sh: &Shared, r: &Req, template: &Value) -> Result<ListQ
 
 /// `Some(400)` for a parameter the dev agent cannot honour.
 pub(super) fn unsupported(r: &Req) -> Option<Resp> {
-    UNSUPPORTED.iter().find(|(p, _)| r.q(p).is_some_and(|v| !v.is_empty())).map(|(p, why)| {
-        text(400, format!("Invalid query parameter: {p:?} - {why}"))
-    })
+    UNSUPPORTED
+        .iter()
+        .find(|(p, _)| r.q(p).is_some_and(|v| !v.is_empty()))
+        .map(|(p, why)| text(400, format!("Invalid query parameter: {p:?} - {why}")))
 }
 
 impl ListQuery {

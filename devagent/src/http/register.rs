@@ -218,7 +218,8 @@ pub(super) fn register_service(sh: &Arc<Shared>, r: &Req) -> Resp {
                     format!("service:{id}")
                 }
             });
-            let name = Some(c.str("Name")).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("Service '{name}' check"));
+            let name =
+                Some(c.str("Name")).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("Service '{name}' check"));
             new_check(cid, name, c, k, Some(&svc))
         })
         .collect();

@@ -123,7 +123,12 @@ impl Shared {
         })
     }
 
-    fn ttl_expiry(self: &Arc<Self>, check_id: &str, generation: u64, ttl: Duration) -> Option<tokio::task::AbortHandle> {
+    fn ttl_expiry(
+        self: &Arc<Self>,
+        check_id: &str,
+        generation: u64,
+        ttl: Duration,
+    ) -> Option<tokio::task::AbortHandle> {
         let weak = Arc::downgrade(self);
         let cid = check_id.to_string();
         self.spawn(async move {
@@ -193,7 +198,12 @@ impl Shared {
 
     /// Service maintenance mode on or off [agent/agent.go `EnableServiceMaintenance`]: a critical check of type
     /// `maintenance`. `Err` is Consul's 404 text.
-    pub fn set_service_maintenance(self: &Arc<Self>, service_id: &str, enable: bool, reason: &str) -> Result<(), String> {
+    pub fn set_service_maintenance(
+        self: &Arc<Self>,
+        service_id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), String> {
         let name = match self.lock().services.get(service_id) {
             Some(s) => s.name.clone(),
             None => return Err(format!("No service registered with ID {service_id:?}")),

@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 impl Shared {
-
     /// Validity window of a new cached leaf: valid from `now − min(60 s, TTL/10)` for the TTL.
     fn leaf_window(ttl: Duration) -> (SystemTime, SystemTime) {
         let ttl = ttl.max(Duration::from_secs(1));
