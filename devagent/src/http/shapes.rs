@@ -4,6 +4,7 @@
 //! - `structs.NodeService` and `structs.Node` inside health entries [agent/structs/structs.go],
 //! - `structs.ServiceNode` for `/v1/catalog/service/<name>`,
 //! - `structs.HealthCheck` for checks.
+//!
 //! Field order and omissions follow Consul's struct tags (`omitempty` on Kind, SocketPath, TaggedAddresses, …).
 
 use super::VERSION;
