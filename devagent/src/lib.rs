@@ -28,7 +28,9 @@
 
 mod acl;
 pub mod ca;
+mod decode;
 mod error;
+mod filter;
 mod http;
 pub mod process;
 mod state;

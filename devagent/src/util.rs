@@ -15,6 +15,11 @@ pub fn from_unix_secs(secs: i64) -> Option<SystemTime> {
     }
 }
 
+/// `t` in RFC 3339 (UTC, seconds).
+pub fn rfc3339_of(t: SystemTime) -> String {
+    consulnative_core::api::wire::rfc3339(t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+}
+
 /// A random version-4 UUID string.
 pub fn uuid4() -> String {
     let mut b = [0u8; 16];

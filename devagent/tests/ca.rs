@@ -80,8 +80,29 @@ fn leaf_verifies_against_roots_with_openssl_and_has_consul_extensions() {
         text.lines().skip_while(|l| !l.contains("Subject Alternative Name")).nth(1).unwrap().trim().to_string();
     assert_eq!(san_line, format!("URI:{}", l.service_uri), "exactly one URI SAN");
     assert!(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"), "{text}");
-    assert!(text.contains("Digital Signature, Key Encipherment, Key Agreement"), "{text}");
+    // Consul's leaf key usages [agent/connect/ca/provider_consul.go].
+    assert!(text.contains("Digital Signature, Key Encipherment, Data Encipherment, Key Agreement"), "{text}");
     assert!(text.contains("CA:FALSE"));
+    // Strict DER: x509-parser reads every extension, and BasicConstraints is Go's empty critical SEQUENCE, not an
+    // explicit `cA FALSE` (a DEFAULT value DER forbids; Python's cryptography refuses it).
+    let der = x509_parser::pem::parse_x509_pem(l.cert_pem.as_bytes()).expect("PEM").1.contents;
+    let (rest, cert) = x509_parser::parse_x509_certificate(&der).expect("strict DER leaf");
+    assert!(rest.is_empty());
+    for ext in cert.extensions() {
+        assert!(
+            !matches!(
+                ext.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::UnsupportedExtension { .. }
+                    | x509_parser::extensions::ParsedExtension::ParseError { .. }
+            ),
+            "extension {} does not parse",
+            ext.oid
+        );
+    }
+    let bc = cert.basic_constraints().expect("one BasicConstraints").expect("BasicConstraints present");
+    assert!(bc.critical && !bc.value.ca);
+    let raw = cert.extensions().iter().find(|e| e.oid.to_id_string() == "2.5.29.19").expect("BasicConstraints").value;
+    assert_eq!(raw, [0x30, 0x00], "BasicConstraints must be an empty SEQUENCE");
     assert!(text.contains("ecdsa-with-SHA256"));
 
     // The serial in JSON is the certificate's serial, minimal lowercase colon-hex.

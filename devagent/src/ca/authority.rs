@@ -29,8 +29,11 @@ pub struct Authority {
     pub trust_domain: String,
     /// The `Name` of this root in the roots answer; the subject's common name unless the owner renames it.
     pub name: String,
-    /// The CA certificate.
+    /// The CA certificate as rcgen signs with it (for a user-supplied root, an equivalent certificate rebuilt
+    /// from its subject, key and key identifier: see [`Authority::from_pem`]).
     pub cert: Certificate,
+    /// The DER of the CA certificate as published in the roots answer and after leaves.
+    pub der: Vec<u8>,
     /// The CA's private key.
     pub key: KeyPair,
     /// PEM certificates appended after each leaf's own certificate in `CertPEM`, nearest first: the cross-signed
@@ -98,11 +101,23 @@ impl Authority {
     /// A self-signed EC P-256 root for `trust_domain` (e.g. `11111111-2222-3333-4444-555555555555.consul`) with
     /// subject `CN=<common_name>`.
     pub fn root(trust_domain: &str, common_name: &str) -> Result<Authority> {
+        Authority::root_signed_with(trust_domain, common_name, new_key()?, ROOT_TTL)
+    }
+
+    /// A self-signed root with the given key, valid from a minute ago for `ttl`.
+    pub(crate) fn root_signed_with(
+        trust_domain: &str,
+        common_name: &str,
+        key: KeyPair,
+        ttl: Duration,
+    ) -> Result<Authority> {
         let trust_domain = trust_domain.to_ascii_lowercase();
-        let key = new_key()?;
-        let cert =
-            ca_params(&trust_domain, common_name)?.self_signed(&key).map_err(|e| rcgen_err("self-sign root", e))?;
-        Ok(Authority { trust_domain, name: common_name.to_string(), cert, key, intermediates: Vec::new() })
+        let mut params = ca_params(&trust_domain, common_name)?;
+        let now = SystemTime::now();
+        params.not_after = x509_time(now - CA_BACKDATE + ttl, "CA not_after")?;
+        let cert = params.self_signed(&key).map_err(|e| rcgen_err("self-sign root", e))?;
+        let der = cert.der().to_vec();
+        Ok(Authority { trust_domain, name: common_name.to_string(), cert, der, key, intermediates: Vec::new() })
     }
 
     /// An intermediate CA signed by this one (as in secondary datacenters or Vault). Leaves it signs carry it,
@@ -117,6 +132,7 @@ impl Authority {
         Ok(Authority {
             trust_domain: self.trust_domain.clone(),
             name: common_name.to_string(),
+            der: cert.der().to_vec(),
             cert,
             key,
             intermediates,
@@ -125,7 +141,7 @@ impl Authority {
 
     /// This authority's certificate in PEM.
     pub fn pem(&self) -> String {
-        pem_encode("CERTIFICATE", self.cert.der())
+        pem_encode("CERTIFICATE", &self.der)
     }
 
     /// A copy of this certificate (same subject, same key) signed by `old`, in PEM: what Consul puts first in a
@@ -163,15 +179,26 @@ impl Authority {
         p.serial_number = Some(SerialNumber::from_slice(&serial));
         p.not_before = nb;
         p.not_after = na;
-        p.is_ca = IsCa::ExplicitNoCa;
-        p.key_usages =
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyAgreement];
+        // Consul's leaves carry BasicConstraints with cA absent (Go's `BasicConstraintsValid: true, IsCA: false`
+        // marshals an empty SEQUENCE, critical). rcgen's ExplicitNoCa writes `cA FALSE`, a DEFAULT value that DER
+        // forbids and strict parsers (Python's cryptography) reject, so the extension is written here.
+        p.is_ca = IsCa::NoCa;
+        let mut basic_constraints = CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+        basic_constraints.set_criticality(true);
+        // Consul's leaf key usages [agent/connect/ca/provider_consul.go]: digital signature, key and data
+        // encipherment, key agreement.
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::DataEncipherment,
+            KeyUsagePurpose::KeyAgreement,
+        ];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         // The SAN goes in as a custom extension because rcgen writes its own SAN non-critical; with an empty
         // subject RFC 5280 requires it critical, and Consul marks it so.
         let mut san = CustomExtension::from_oid_content(&[2, 5, 29, 17], san_uri_der(uri));
         san.set_criticality(true);
-        p.custom_extensions = vec![san];
+        p.custom_extensions = vec![basic_constraints, san];
         p.use_authority_key_identifier_extension = true;
         let cert = p.signed_by(&key, &self.cert, &self.key).map_err(|e| rcgen_err("sign leaf", e))?;
         let sec1 = pkcs8_p256_to_sec1(key.serialized_der())
@@ -198,9 +225,13 @@ impl Authority {
     /// This certificate as the roots endpoint lists it: `ID` is the SHA-1 fingerprint, `SigningKeyID` the
     /// SubjectKeyIdentifier, both colon-hex. Indexes are 0; the agent sets them.
     pub fn ca_root(&self, active: bool) -> CaRoot {
-        let der = self.cert.der();
-        let params = self.cert.params();
-        let serial = params.serial_number.as_ref().map(|s| s.to_bytes()).unwrap_or_default();
+        let der = &self.der;
+        let (serial, not_before, not_after) = match x509_parser::parse_x509_certificate(der) {
+            Ok((_, c)) => {
+                (c.raw_serial().to_vec(), c.validity().not_before.timestamp(), c.validity().not_after.timestamp())
+            }
+            Err(_) => (Vec::new(), 0, 0),
+        };
         let serial_number = serial.iter().rev().take(8).rev().fold(0u64, |acc, b| (acc << 8) | *b as u64);
         CaRoot {
             id: colon_hex(&sha1(der)),
@@ -208,8 +239,8 @@ impl Authority {
             serial_number,
             signing_key_id: colon_hex(&subject_key_id(der)),
             external_trust_domain: self.trust_domain.trim_end_matches(".consul").to_string(),
-            not_before: rfc3339(params.not_before.unix_timestamp()),
-            not_after: rfc3339(params.not_after.unix_timestamp()),
+            not_before: rfc3339(not_before),
+            not_after: rfc3339(not_after),
             root_cert: self.pem(),
             intermediate_certs: if self.intermediates.is_empty() { None } else { Some(self.intermediates.clone()) },
             active,

@@ -43,15 +43,19 @@ impl ConnectCa {
     /// A root named like Consul's (`CN=pri-<random>.consul.ca.<cluster-id prefix>.consul`, listed as
     /// `Consul CA Primary Cert`), cross-signed by `previous` when given.
     fn make_root(&self, index: u64, previous: Option<&Authority>) -> Result<Root> {
-        let short = self.cluster_id.get(..8).unwrap_or(&self.cluster_id);
-        let common_name = format!("pri-{}.consul.ca.{short}.consul", random_name_suffix());
-        let mut authority = Authority::root(&self.trust_domain, &common_name)?;
+        let mut authority = Authority::root(&self.trust_domain, &self.new_root_common_name())?;
         authority.name = "Consul CA Primary Cert".to_string();
         if let Some(old) = previous {
             authority.intermediates = vec![authority.cross_signed_by(old)?];
         }
         let json = CaRoot { create_index: index, modify_index: index, ..authority.ca_root(true) };
         Ok(Root { authority, json })
+    }
+
+    /// A fresh root common name like Consul's: `pri-<random>.consul.ca.<cluster-id prefix>.consul`.
+    pub fn new_root_common_name(&self) -> String {
+        let short = self.cluster_id.get(..8).unwrap_or(&self.cluster_id);
+        format!("pri-{}.consul.ca.{short}.consul", random_name_suffix())
     }
 
     /// The active root.
@@ -74,16 +78,32 @@ impl ConnectCa {
         self.roots.iter().map(|r| r.json.modify_index).max().unwrap_or(1).max(1)
     }
 
-    /// Rotate: a new active root, the old one kept inactive, and a copy of the new root cross-signed by the old
-    /// key first in the new root's `IntermediateCerts` (and so after every new leaf).
-    pub fn rotate(&mut self, index: u64) -> Result<()> {
-        let new_root = self.make_root(index, Some(&self.active().authority))?;
+    /// Rotate: a new active root (`root`, else a generated one), the old one kept inactive, and a copy of the new
+    /// root cross-signed by the old key first in the new root's `IntermediateCerts` (and so after every new
+    /// leaf), unless `cross_sign` is false.
+    pub fn rotate_to(&mut self, root: Option<Authority>, cross_sign: bool, index: u64) -> Result<()> {
+        let previous = if cross_sign { Some(&self.active().authority) } else { None };
+        let new_root = match root {
+            None => self.make_root(index, previous)?,
+            Some(mut authority) => {
+                if let Some(old) = previous {
+                    authority.intermediates = vec![authority.cross_signed_by(old)?];
+                }
+                let json = CaRoot { create_index: index, modify_index: index, ..authority.ca_root(true) };
+                Root { authority, json }
+            }
+        };
         if let Some(old) = self.roots.last_mut() {
             old.json.active = false;
             old.json.modify_index = index;
         }
         self.roots.push(new_root);
         Ok(())
+    }
+
+    /// [`ConnectCa::rotate_to`] a generated root, cross-signed.
+    pub fn rotate(&mut self, index: u64) -> Result<()> {
+        self.rotate_to(None, true, index)
     }
 
     /// `spiffe://<trust-domain>/ns/default/dc/<datacenter>/svc/<service>`.

@@ -105,6 +105,28 @@ pub fn pkcs8_p256_to_sec1(pkcs8: &[u8]) -> Option<Vec<u8>> {
     Some(write_tlv(0x30, &out))
 }
 
+/// DER of OID 1.2.840.10045.2.1 (id-ecPublicKey).
+const EC_PUBLIC_KEY_OID_TLV: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// Wrap a SEC1 `ECPrivateKey` (what `openssl ecparam -genkey` writes) for P-256 in a PKCS#8 `PrivateKeyInfo`, the
+/// form rcgen and ring load.
+pub fn p256_sec1_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
+    let mut alg = EC_PUBLIC_KEY_OID_TLV.to_vec();
+    alg.extend_from_slice(&P256_OID_TLV);
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend(write_tlv(0x30, &alg));
+    body.extend(write_tlv(0x04, sec1));
+    write_tlv(0x30, &body)
+}
+
+/// Every PEM block in `text` as (label, DER), in order; blocks that do not decode are skipped.
+pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
+    x509_parser::pem::Pem::iter_from_buffer(text.as_bytes())
+        .filter_map(|p| p.ok())
+        .map(|p| (p.label, p.contents))
+        .collect()
+}
+
 /// The DER of a SubjectAltName extension value holding exactly one URI.
 pub fn san_uri_der(uri: &str) -> Vec<u8> {
     write_tlv(0x30, &write_tlv(0x86, uri.as_bytes()))

@@ -1,203 +1,198 @@
-//! The local catalog: service registration with TTL and TCP checks, check updates, health queries, and
-//! `/v1/agent/self`.
+//! The catalog and health endpoints over the one node: `/v1/catalog/{services,service,connect,datacenters,nodes}`
+//! and `/v1/health/{service,connect,checks,state}`. All but datacenters are blocking queries on the catalog
+//! index; `tag`, `passing`, `node-meta`, `near`, `dc` and `filter` are honoured where Consul has them (params.rs).
 
 use super::blocking::{block, blocking_params};
-use super::respond::{decode_failed, empty_ok, json, text, Resp};
+use super::params::{list_query, ListQuery};
+use super::respond::{json, text, Resp};
 use super::route::{acl_check, check_dc};
-use super::{Req, VERSION};
-use crate::state::{CheckEntry, ServiceEntry, Shared};
-use crate::util::parse_go_duration;
-use consulnative_core::api::wire::{
-    AgentSelf, AgentSelfConfig, AgentService, HealthCheck, ProxyConfig, ServiceConnect, ServiceRegistration,
-};
+use super::shapes;
+use super::Req;
+use crate::state::{Service, Shared, State};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// `PUT /v1/agent/service/register`: a service with its TTL and TCP checks.
-pub(super) fn register(sh: &Arc<Shared>, r: &Req) -> Resp {
-    let reg: ServiceRegistration = match serde_json::from_slice(&r.body) {
-        Ok(v) => v,
-        Err(e) => return decode_failed(e),
-    };
-    // Kind and Proxy are not in ServiceRegistration; read them from the raw JSON.
-    let raw: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
-    if reg.name.is_empty() {
-        return text(400, "Missing service name");
-    }
-    if let Some(resp) = acl_check(sh, r, "service:write", Some(&reg.name)) {
-        return resp;
-    }
-    let kind = raw.get("Kind").and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let proxy = raw.get("Proxy").filter(|v| v.is_object()).map(|p| ProxyConfig {
-        destination_service_name: p.get("DestinationServiceName").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-        destination_service_id: p.get("DestinationServiceID").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-    });
-    let native = reg.connect.as_ref().map(|c| c.native).unwrap_or(false);
-    let has_port = reg.port.map(|p| p != 0).unwrap_or(false);
-    let has_socket = reg.socket_path.as_ref().map(|s| !s.is_empty()).unwrap_or(false);
-    if native && !has_port && !has_socket {
-        return text(400, "Invalid Service: Port or SocketPath must be set for a Connect native service.");
-    }
-    if kind == "connect-proxy" {
-        if proxy.as_ref().map(|p| p.destination_service_name.is_empty()).unwrap_or(true) {
-            return text(400, "Invalid Service: Proxy.DestinationServiceName must be set for a Connect proxy");
-        }
-        if !has_port && !has_socket {
-            return text(400, "Invalid Service: Port or SocketPath must be set for a connect-proxy");
-        }
-    }
-    let id = reg.id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| reg.name.clone());
-    let svc = AgentService {
-        kind: kind.clone(),
-        id: id.clone(),
-        service: reg.name.clone(),
-        tags: reg.tags.clone().unwrap_or_default(),
-        address: reg.address.clone().unwrap_or_default(),
-        port: reg.port.unwrap_or(0),
-        socket_path: reg.socket_path.clone().filter(|s| !s.is_empty()),
-        connect: if native {
-            Some(ServiceConnect { native: true })
-        } else if kind == "connect-proxy" {
-            Some(ServiceConnect::default())
-        } else {
-            None
-        },
-        proxy: if kind == "connect-proxy" { proxy } else { None },
-        meta: reg.meta.clone(),
-    };
-    let mut defs = Vec::new();
-    defs.extend(reg.check.clone());
-    defs.extend(reg.checks.clone().unwrap_or_default());
-    let many = defs.len() > 1;
-    let mut checks = Vec::new();
-    let mut tcp = Vec::new();
-    for (i, c) in defs.iter().enumerate() {
-        let check_id = c.check_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            if many {
-                format!("service:{id}:{}", i + 1)
-            } else {
-                format!("service:{id}")
-            }
-        });
-        let ttl = match c.ttl.as_deref().filter(|s| !s.is_empty()) {
-            Some(t) => match parse_go_duration(t) {
-                Some(d) if !d.is_zero() => Some(d),
-                _ => return text(400, format!("Invalid check: TTL {t:?} is not a valid duration")),
-            },
-            None => None,
-        };
-        if let Some(addr) = c.tcp.as_deref().filter(|s| !s.is_empty()) {
-            let interval = match c.interval.as_deref().filter(|s| !s.is_empty()) {
-                None => Duration::from_secs(10),
-                Some(s) => match parse_go_duration(s) {
-                    Some(d) if !d.is_zero() => d.max(Duration::from_millis(100)),
-                    _ => return text(400, format!("Invalid check: Interval {s:?} is not a valid duration")),
-                },
-            };
-            let timeout = c
-                .timeout
-                .as_deref()
-                .and_then(parse_go_duration)
-                .filter(|d| !d.is_zero())
-                .unwrap_or(Duration::from_secs(10));
-            tcp.push((check_id.clone(), addr.to_string(), interval, timeout));
-        } else if ttl.is_none() {
-            return text(400, "Invalid check: the dev agent supports only TTL and TCP checks");
-        }
-        let status = c
-            .status
-            .clone()
-            .filter(|s| matches!(s.as_str(), "passing" | "warning" | "critical"))
-            .unwrap_or_else(|| "critical".to_string());
-        checks.push(CheckEntry {
-            hc: HealthCheck {
-                node: sh.cfg.node_name.clone(),
-                check_id,
-                name: c
-                    .name
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| format!("Service '{}' check", reg.name)),
-                status,
-                output: String::new(),
-                service_id: id.clone(),
-                service_name: reg.name.clone(),
-            },
-            ttl,
-            generation: 0,
-        });
-    }
-    sh.register(ServiceEntry { svc, checks, tasks: Vec::new() }, tcp);
-    empty_ok()
-}
-
-/// `PUT /v1/agent/service/deregister/<id>`.
-pub(super) fn deregister(sh: &Arc<Shared>, r: &Req, id: &str) -> Resp {
-    let name = sh.lock().services.get(id).map(|s| s.svc.service.clone());
-    if let Some(resp) = acl_check(sh, r, "service:write", Some(name.as_deref().unwrap_or(id))) {
-        return resp;
-    }
-    if name.is_none() {
-        return text(
-            404,
-            format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."),
-        );
-    }
-    let removed = {
-        let mut st = sh.lock();
-        let removed = st.services.remove(id);
-        let idx = st.next_index();
-        st.catalog_index = idx;
-        removed
-    };
-    drop(removed); // aborts its check tasks
-    sh.notify();
-    empty_ok()
-}
-
-/// `PUT /v1/agent/check/{pass,warn,fail}/<check-id>`: a TTL check update.
-pub(super) fn check_update(sh: &Arc<Shared>, r: &Req, check_id: &str, status: &str) -> Resp {
-    let owner = sh.check_owner(check_id);
-    let resp = match &owner {
-        Some((_, name)) => acl_check(sh, r, "service:write", Some(name)),
-        None => acl_check(sh, r, "node:write", Some(&sh.cfg.node_name)),
-    };
-    if let Some(resp) = resp {
-        return resp;
-    }
-    let note = r.q("note").unwrap_or("");
-    match sh.update_ttl_check(check_id, status, note) {
-        Ok(()) => empty_ok(),
-        Err(msg) => text(404, msg),
-    }
-}
-
-/// `GET /v1/health/connect/<name>` (`connect`) and `/v1/health/service/<name>`, blocking on the catalog index.
-pub(super) async fn health(sh: &Arc<Shared>, r: &Req, name: &str, connect: bool) -> Resp {
-    if let Some(resp) = check_dc(sh, r) {
-        return resp;
-    }
+/// Wait per `index`/`wait`, then answer `body(state)` with the catalog index. `Err` answers come first.
+async fn blocking(sh: &Arc<Shared>, r: &Req, body: impl Fn(&State) -> Value) -> Resp {
     let (min, wait) = match blocking_params(r) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
     let idx = block(sh, min, wait, |st| st.catalog_index).await;
-    let passing = r.flag("passing");
     let st = sh.lock();
-    let entries = sh.health(&st, name, connect, passing);
-    let _ = r.has("stale");
-    json(&entries, Some(idx))
+    json(&body(&st), Some(idx))
 }
 
-/// `GET /v1/agent/self`.
-pub(super) fn agent_self(sh: &Shared) -> Resp {
-    let body = AgentSelf {
-        config: AgentSelfConfig {
-            datacenter: sh.cfg.datacenter.clone(),
-            node_name: sh.cfg.node_name.clone(),
-            node_id: sh.node_id.clone(),
-            version: VERSION.to_string(),
-        },
+/// Whether the token may read the catalog (the one-token model: reads need the token when ACLs are on; Consul
+/// filters what a token cannot read, so the answer is empty rather than 403).
+fn may_read(sh: &Shared, r: &Req) -> bool {
+    acl_check(sh, r, "service:read", None).is_none()
+}
+
+/// Whether `s` is `name` as health/catalog `connect` sees it: a Connect-native instance of it, or a proxy for it.
+fn is_connect_endpoint(s: &Service, name: &str) -> bool {
+    (s.name == name && s.native)
+        || (s.kind == "connect-proxy"
+            && s.proxy.as_ref().and_then(|p| p.get("DestinationServiceName")).and_then(Value::as_str) == Some(name))
+}
+
+/// A template health entry for `filter` selectors: every field, one check.
+fn health_template(sh: &Shared, st: &State) -> Value {
+    let mut t = shapes::health_entry(sh, st, &Service::default());
+    t["Checks"] = json!([shapes::serf_check(sh)]);
+    t
+}
+
+fn entries(sh: &Shared, st: &State, q: &ListQuery, pick: impl Fn(&Service) -> bool) -> Vec<Value> {
+    if !q.node_matches(&shapes::node_meta()) {
+        return Vec::new();
+    }
+    st.services
+        .values()
+        .filter(|s| pick(s) && q.tags_match(&s.tags))
+        .map(|s| shapes::health_entry(sh, st, s))
+        .filter(|e| !q.passing || e["Checks"].as_array().is_some_and(|c| c.iter().all(|c| c["Status"] == "passing")))
+        .filter(|e| q.passes(e))
+        .collect()
+}
+
+/// `GET /v1/health/service/<name>` and `/v1/health/connect/<name>` (`connect`).
+pub(super) async fn health_service(sh: &Arc<Shared>, r: &Req, name: &str, connect: bool) -> Resp {
+    let template = health_template(sh, &sh.lock());
+    let q = match list_query(sh, r, &template) {
+        Ok(q) => q,
+        Err(resp) => return resp,
     };
-    json(&body, None)
+    let read = may_read(sh, r);
+    blocking(sh, r, |st| {
+        if !read {
+            return json!([]);
+        }
+        let pick = |s: &Service| if connect { is_connect_endpoint(s, name) } else { s.name == name };
+        Value::Array(entries(sh, st, &q, pick))
+    })
+    .await
+}
+
+/// `GET /v1/health/checks/<service>`: the service's checks.
+pub(super) async fn health_checks(sh: &Arc<Shared>, r: &Req, name: &str) -> Resp {
+    let q = match list_query(sh, r, &shapes::serf_check(sh)) {
+        Ok(q) => q,
+        Err(resp) => return resp,
+    };
+    let read = may_read(sh, r);
+    blocking(sh, r, |st| {
+        let checks = st
+            .checks
+            .values()
+            .filter(|c| read && c.service_name == name && q.node_matches(&shapes::node_meta()))
+            .map(|c| shapes::check(sh, st, c))
+            .filter(|v| q.passes(v));
+        Value::Array(checks.collect())
+    })
+    .await
+}
+
+/// `GET /v1/health/state/<state>`: checks in `passing`, `warning`, `critical` or `any` state (serfHealth
+/// included, as Consul lists node checks too).
+pub(super) async fn health_state(sh: &Arc<Shared>, r: &Req, state: &str) -> Resp {
+    if !matches!(state, "any" | "passing" | "warning" | "critical") {
+        return text(400, "Invalid check state");
+    }
+    let q = match list_query(sh, r, &shapes::serf_check(sh)) {
+        Ok(q) => q,
+        Err(resp) => return resp,
+    };
+    let read = may_read(sh, r);
+    let state = state.to_string();
+    blocking(sh, r, move |st| {
+        if !read || !q.node_matches(&shapes::node_meta()) {
+            return json!([]);
+        }
+        let mut all = vec![shapes::serf_check(sh)];
+        all.extend(st.checks.values().map(|c| shapes::check(sh, st, c)));
+        let out = all.into_iter().filter(|c| state == "any" || c["Status"] == state.as_str()).filter(|v| q.passes(v));
+        Value::Array(out.collect())
+    })
+    .await
+}
+
+/// `GET /v1/catalog/services`: service name → tags (the union over instances).
+pub(super) async fn catalog_services(sh: &Arc<Shared>, r: &Req) -> Resp {
+    let template = shapes::catalog_service(sh, &Service::default());
+    let q = match list_query(sh, r, &template) {
+        Ok(q) => q,
+        Err(resp) => return resp,
+    };
+    let read = may_read(sh, r);
+    blocking(sh, r, |st| {
+        let mut out: Map<String, Value> = Map::new();
+        if !read || !q.node_matches(&shapes::node_meta()) {
+            return Value::Object(out);
+        }
+        for s in st.services.values() {
+            if !q.passes(&shapes::catalog_service(sh, s)) {
+                continue;
+            }
+            let tags = out.entry(s.name.clone()).or_insert_with(|| json!([]));
+            if let Some(list) = tags.as_array_mut() {
+                for t in &s.tags {
+                    if !list.iter().any(|x| x == t) {
+                        list.push(json!(t));
+                    }
+                }
+            }
+        }
+        Value::Object(out)
+    })
+    .await
+}
+
+/// `GET /v1/catalog/service/<name>` and `/v1/catalog/connect/<name>` (`connect`).
+pub(super) async fn catalog_service(sh: &Arc<Shared>, r: &Req, name: &str, connect: bool) -> Resp {
+    let template = shapes::catalog_service(sh, &Service::default());
+    let q = match list_query(sh, r, &template) {
+        Ok(q) => q,
+        Err(resp) => return resp,
+    };
+    let read = may_read(sh, r);
+    blocking(sh, r, |st| {
+        if !read || !q.node_matches(&shapes::node_meta()) {
+            return json!([]);
+        }
+        let out = st
+            .services
+            .values()
+            .filter(|s| if connect { is_connect_endpoint(s, name) } else { s.name == name })
+            .filter(|s| q.tags_match(&s.tags))
+            .map(|s| shapes::catalog_service(sh, s))
+            .filter(|v| q.passes(v));
+        Value::Array(out.collect())
+    })
+    .await
+}
+
+/// `GET /v1/catalog/nodes`: the one node.
+pub(super) async fn catalog_nodes(sh: &Arc<Shared>, r: &Req) -> Resp {
+    let q = match list_query(sh, r, &shapes::node(sh)) {
+        Ok(q) => q,
+        Err(resp) => return resp,
+    };
+    blocking(sh, r, |_| {
+        let n = shapes::node(sh);
+        if q.node_matches(&n["Meta"]) && q.passes(&n) {
+            json!([n])
+        } else {
+            json!([])
+        }
+    })
+    .await
+}
+
+/// `GET /v1/catalog/datacenters`.
+pub(super) fn catalog_datacenters(sh: &Arc<Shared>, r: &Req) -> Resp {
+    if let Some(resp) = check_dc(sh, r) {
+        return resp;
+    }
+    json(&json!([sh.cfg.datacenter]), None)
 }

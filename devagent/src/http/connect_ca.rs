@@ -4,6 +4,7 @@ use super::blocking::{apply_faults, block, blocking_params};
 use super::respond::{decode_failed, empty_ok, json, text, with_cache, Resp};
 use super::route::{acl_check, check_dc};
 use super::Req;
+use crate::ca::Authority;
 use crate::state::Shared;
 use crate::util;
 use crate::FaultEndpoint;
@@ -92,7 +93,7 @@ pub(super) fn ca_configuration(sh: &Arc<Shared>, r: &Req) -> Resp {
         let body = serde_json::json!({
             "Provider": "consul",
             "Config": {
-                "LeafCertTTL": util::format_go_duration(sh.cfg.leaf_ttl),
+                "LeafCertTTL": util::format_go_duration(st.leaf_ttl),
                 "RootCertTTL": "87600h",
                 "PrivateKeyType": "ec",
                 "PrivateKeyBits": 256,
@@ -108,11 +109,85 @@ pub(super) fn ca_configuration(sh: &Arc<Shared>, r: &Req) -> Resp {
     if let Some(resp) = acl_check(sh, r, "operator:write", None) {
         return resp;
     }
-    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&r.body) {
-        return decode_failed(e);
+    ca_configuration_put(sh, r)
+}
+
+/// `PUT /v1/connect/ca/configuration` [agent/connect_ca_endpoint.go, agent/connect/ca/provider_consul.go]:
+/// provider `consul` only. `Config.PrivateKey` and `Config.RootCert` make the user's CA the active root (a key
+/// alone gets a root generated for it, as Consul's provider does); without them the dev agent rotates to a fresh
+/// root (Consul rotates only when the key settings change: the dev agent treats every PUT as a rotation, which
+/// tests use). The old root cross-signs the new one unless `ForceWithoutCrossSigning`. `LeafCertTTL` applies to
+/// the leaves issued from then on. A setting the dev agent cannot honour answers 400 naming it.
+fn ca_configuration_put(sh: &Arc<Shared>, r: &Req) -> Resp {
+    let body: serde_json::Value = match serde_json::from_slice(&r.body) {
+        Ok(v) => v,
+        Err(e) => return decode_failed(e),
+    };
+    let field = |v: &serde_json::Value, name: &str| -> Option<serde_json::Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
+    let provider = field(&body, "Provider").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    if !provider.is_empty() && provider != "consul" {
+        return text(400, format!("the dev agent supports only the built-in \"consul\" CA provider, not {provider:?}"));
     }
-    match sh.rotate_ca() {
+    let config = field(&body, "Config").unwrap_or(serde_json::Value::Null);
+    let force = field(&body, "ForceWithoutCrossSigning").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut private_key = String::new();
+    let mut root_cert = String::new();
+    let mut leaf_ttl = None;
+    if let Some(cfg) = config.as_object() {
+        for (key, v) in cfg {
+            let s = v.as_str().unwrap_or_default();
+            match key.to_ascii_lowercase().replace('_', "").as_str() {
+                "privatekey" => private_key = s.to_string(),
+                "rootcert" => root_cert = s.to_string(),
+                "leafcertttl" => match util::parse_go_duration(s) {
+                    Some(d) if d >= Duration::from_secs(1) => leaf_ttl = Some(d),
+                    _ => return text(400, format!("Invalid LeafCertTTL {s:?}: a Go duration of at least 1s")),
+                },
+                "privatekeytype" if s.is_empty() || s == "ec" => {}
+                "privatekeybits" if v.as_u64().map(|b| b == 0 || b == 256).unwrap_or(v.is_null()) => {}
+                "rootcertttl" | "intermediatecertttl" | "csrmaxperssecond" | "csrmaxconcurrent" => {}
+                other => {
+                    return text(
+                        400,
+                        format!(
+                            "Config.{key}: not supported by the dev agent (it signs with EC P-256 keys; {other:?})"
+                        ),
+                    )
+                }
+            }
+        }
+    }
+    if !root_cert.is_empty() && private_key.is_empty() {
+        return text(400, "Config.RootCert needs Config.PrivateKey: the dev agent signs leaves with the root's key");
+    }
+    let (trust_domain, common_name) = {
+        let st = sh.lock();
+        (st.ca.trust_domain.clone(), st.ca.new_root_common_name())
+    };
+    let root = if private_key.is_empty() {
+        None
+    } else if root_cert.is_empty() {
+        match Authority::root_with_key(&trust_domain, &common_name, &private_key) {
+            Ok(a) => Some(a),
+            Err(e) => return text(e.http_status(), e.message()),
+        }
+    } else {
+        match Authority::from_pem(&trust_domain, "Consul CA Primary Cert", &root_cert, &private_key) {
+            Ok(a) => Some(a),
+            Err(e) => return text(e.http_status(), e.message()),
+        }
+    };
+    let mut root = root;
+    if let Some(a) = root.as_mut() {
+        a.name = "Consul CA Primary Cert".to_string();
+    }
+    if let Some(ttl) = leaf_ttl {
+        sh.lock().leaf_ttl = ttl;
+    }
+    match sh.rotate_to(root, !force) {
         Ok(()) => empty_ok(),
-        Err(e) => text(500, e.message().to_string()),
+        Err(e) => text(e.http_status(), e.message().to_string()),
     }
 }

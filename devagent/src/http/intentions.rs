@@ -1,10 +1,12 @@
 //! Authorize (the decision a Connect-native listener asks for) and the intentions API it decides from.
 
 use super::blocking::apply_faults;
-use super::respond::{decode_failed, json, text, with_cache, Resp};
+use super::respond::{json, text, with_cache, Resp};
 use super::route::acl_check;
 use super::Req;
-use crate::state::{intention_string, Shared};
+use crate::decode::{decode, schemas};
+use crate::state::intentions::IntentionWrite;
+use crate::state::{intention_string, Shared, StoredIntention};
 use crate::FaultEndpoint;
 use consulnative_core::api::wire::{is_non_service_identity, AuthorizeRequest, AuthorizeResponse, ServiceId};
 use hyper::Method;
@@ -19,7 +21,7 @@ pub(super) async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
     }
     let req: AuthorizeRequest = match serde_json::from_slice(&r.body) {
         Ok(v) => v,
-        Err(e) => return decode_failed(e),
+        Err(e) => return text(400, format!("Request decode failed: {e}")),
     };
     if req.target.is_empty() {
         return text(400, "Target service must be specified");
@@ -39,7 +41,9 @@ pub(super) async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
     }
     let mut st = sh.lock();
     let (authorized, reason) = match st.match_intention(&source_ns, &source, &req.target) {
-        Some(ixn) => (ixn.action == "allow", format!("Matched L4 intention: {}", intention_string(ixn))),
+        // L7 intentions (Permissions) deny at L4 [agent/connect_auth.go].
+        Some(s) if s.permissions.is_some() => (false, format!("Matched L7 intention: {}", intention_string(&s.ixn))),
+        Some(s) => (s.ixn.action == "allow", format!("Matched L4 intention: {}", intention_string(&s.ixn))),
         None => (sh.cfg.default_allow, "Default behavior configured by ACLs".to_string()),
     };
     let idx = st.intentions_index;
@@ -82,7 +86,7 @@ pub(super) fn intention_exact(sh: &Arc<Shared>, r: &Req) -> Resp {
         Method::GET => {
             let st = sh.lock();
             match st.intentions.get(&(source, dest)) {
-                Some(ixn) => json(ixn, Some(st.intentions_index)),
+                Some(ixn) => json(&intention_json(ixn), Some(st.intentions_index)),
                 None => text(404, "Intention not found"),
             }
         }
@@ -90,26 +94,60 @@ pub(super) fn intention_exact(sh: &Arc<Shared>, r: &Req) -> Resp {
             sh.delete_intention(&source, &dest);
             json(&true, None)
         }
-        _ => {
-            let v: serde_json::Value = match serde_json::from_slice(&r.body) {
-                Ok(v) => v,
-                Err(e) => return decode_failed(e),
-            };
-            // Go's JSON decoding matches field names case-insensitively.
-            let action = v
-                .as_object()
-                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("action")))
-                .and_then(|(_, v)| v.as_str())
-                .unwrap_or("");
-            let allow = match action {
-                "allow" => true,
-                "deny" => false,
-                _ => return text(400, "Invalid Intention: Action must be set to 'allow' or 'deny'"),
-            };
-            sh.set_intention(&source, &dest, allow);
-            json(&true, None)
-        }
+        _ => match intention_write(&r.body) {
+            Ok(w) => {
+                sh.write_intention(&source, &dest, w);
+                json(&true, None)
+            }
+            Err(resp) => resp,
+        },
     }
+}
+
+/// An intention as Consul's `structs.Intention` encodes it.
+pub(super) fn intention_json(s: &StoredIntention) -> serde_json::Value {
+    let i = &s.ixn;
+    let mut v = serde_json::json!({
+        "ID": i.id,
+        "Description": i.description,
+        "SourceNS": i.source_ns,
+        "SourceName": i.source_name,
+        "DestinationNS": i.destination_ns,
+        "DestinationName": i.destination_name,
+        "SourceType": i.source_type,
+        "Action": i.action,
+        "Precedence": i.precedence,
+        "CreatedAt": s.created_at,
+        "UpdatedAt": s.updated_at,
+        "CreateIndex": i.create_index,
+        "ModifyIndex": i.modify_index,
+    });
+    if !s.meta.is_empty() {
+        v["Meta"] = serde_json::json!(s.meta);
+    }
+    if let Some(p) = &s.permissions {
+        v["Permissions"] = p.clone();
+    }
+    v
+}
+
+/// Decode and validate an intention body [agent/structs/intention.go `Validate`]. `Err` is the 400 answer.
+#[allow(clippy::result_large_err)] // the Err is a ready answer; not worth boxing
+pub(super) fn intention_write(body: &[u8]) -> Result<IntentionWrite, Resp> {
+    let o = decode(body, &schemas::INTENTION).map_err(decode_failed)?;
+    let permissions = o.any("Permissions").filter(|p| p.as_array().is_some_and(|a| !a.is_empty())).cloned();
+    let action = o.str("Action");
+    if permissions.is_some() && !action.is_empty() {
+        return Err(text(400, "Invalid Intention: Action must be empty when Permissions are present"));
+    }
+    if permissions.is_none() && !matches!(action.as_str(), "allow" | "deny") {
+        return Err(text(400, "Invalid Intention: Action must be set to 'allow' or 'deny'"));
+    }
+    let source_type = o.str("SourceType");
+    if !matches!(source_type.as_str(), "" | "consul") {
+        return Err(text(400, "Invalid Intention: SourceType must be set to 'consul'"));
+    }
+    Ok(IntentionWrite { action, description: o.str("Description"), meta: o.map("Meta"), permissions })
 }
 
 /// `GET /v1/connect/intentions/check`.
@@ -122,7 +160,13 @@ pub(super) fn intention_check(sh: &Arc<Shared>, r: &Req) -> Resp {
         return resp;
     }
     let st = sh.lock();
-    let allowed =
-        st.match_intention("default", &source, &dest).map(|i| i.action == "allow").unwrap_or(sh.cfg.default_allow);
+    let allowed = st
+        .match_intention("default", &source, &dest)
+        .map(|i| i.permissions.is_none() && i.ixn.action == "allow")
+        .unwrap_or(sh.cfg.default_allow);
     json(&serde_json::json!({ "Allowed": allowed }), Some(st.intentions_index))
+}
+
+fn decode_failed(e: String) -> Resp {
+    text(400, format!("Request decode failed: {e}"))
 }

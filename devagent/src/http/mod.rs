@@ -5,17 +5,25 @@
 //! - respond.rs: answers, status codes, Consul's headers and error texts.
 //! - blocking.rs: blocking queries and injected faults.
 //! - connect_ca.rs: CA roots, leaf certificates, CA configuration.
-//! - intentions.rs: authorize and the intentions API.
-//! - catalog.rs: service registration, checks, health, agent self.
+//! - intentions.rs: authorize and the exact intentions API; intentions_list.rs: list, match, legacy IDs.
+//! - register.rs: service and check registration (decoding in ../decode).
+//! - agent.rs: the agent's services and checks, TTL updates, maintenance, self, members, version, status.
+//! - catalog.rs: the catalog and health endpoints; params.rs: the query parameters they share.
+//! - shapes.rs: Consul's JSON shapes for services, nodes and checks.
 //! - controls.rs: the `/_devagent/` test controls.
 
+mod agent;
 mod blocking;
 mod catalog;
 mod connect_ca;
 mod controls;
 mod intentions;
+mod intentions_list;
+mod params;
+mod register;
 mod respond;
 mod route;
+mod shapes;
 
 use crate::acl;
 use crate::state::Shared;
@@ -80,6 +88,10 @@ impl Req {
     /// The first value of query parameter `key`.
     fn q(&self, key: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// Every value of a repeatable query parameter.
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
     /// Whether query parameter `key` is present, with or without a value.
     fn has(&self, key: &str) -> bool {

@@ -1,10 +1,13 @@
 //! Routing: which handler answers a path and method, and the checks every Consul endpoint shares (Enterprise-only
 //! parameters, ACL permissions, the datacenter).
 
-use super::catalog::{agent_self, check_update, deregister, health, register};
+use super::agent;
+use super::catalog;
 use super::connect_ca::{ca_configuration, leaf, roots};
 use super::controls::controls;
 use super::intentions::{authorize, intention_check, intention_exact};
+use super::intentions_list::{intention_by_id, intention_match, intentions};
+use super::register::{register_check, register_service};
 use super::respond::{method_not_allowed, not_found, text, Resp};
 use super::Req;
 use crate::acl;
@@ -47,11 +50,51 @@ pub(super) async fn route(sh: &Arc<Shared>, r: &Req) -> Resp {
         }
         "/v1/agent/service/register" => {
             only!("PUT");
-            return register(sh, r);
+            return register_service(sh, r);
+        }
+        "/v1/agent/check/register" => {
+            only!("PUT");
+            return register_check(sh, r);
+        }
+        "/v1/agent/services" => {
+            only!("GET");
+            return agent::services(sh, r);
+        }
+        "/v1/agent/checks" => {
+            only!("GET");
+            return agent::checks(sh, r);
         }
         "/v1/agent/self" => {
             only!("GET");
-            return agent_self(sh);
+            return agent::agent_self(sh, r);
+        }
+        "/v1/agent/members" => {
+            only!("GET");
+            return agent::members(sh, r);
+        }
+        "/v1/agent/version" => {
+            only!("GET");
+            return agent::version(sh);
+        }
+        "/v1/status/leader" | "/v1/status/peers" => {
+            only!("GET");
+            return agent::status(sh, r, p.ends_with("peers"));
+        }
+        "/v1/catalog/services" => {
+            only!("GET");
+            return catalog::catalog_services(sh, r).await;
+        }
+        "/v1/catalog/nodes" => {
+            only!("GET");
+            return catalog::catalog_nodes(sh, r).await;
+        }
+        "/v1/catalog/datacenters" => {
+            only!("GET");
+            return catalog::catalog_datacenters(sh, r);
+        }
+        "/v1/connect/intentions" => {
+            only!("GET", "POST");
+            return intentions(sh, r).await;
         }
         "/v1/connect/intentions/exact" => {
             only!("GET", "PUT", "DELETE");
@@ -60,6 +103,10 @@ pub(super) async fn route(sh: &Arc<Shared>, r: &Req) -> Resp {
         "/v1/connect/intentions/check" => {
             only!("GET");
             return intention_check(sh, r);
+        }
+        "/v1/connect/intentions/match" => {
+            only!("GET");
+            return intention_match(sh, r).await;
         }
         "/v1/connect/ca/configuration" => {
             only!("GET", "PUT");
@@ -74,7 +121,23 @@ pub(super) async fn route(sh: &Arc<Shared>, r: &Req) -> Resp {
     }
     if let Some(id) = seg("/v1/agent/service/deregister/") {
         only!("PUT");
-        return deregister(sh, r, &id);
+        return agent::deregister_service(sh, r, &id);
+    }
+    if let Some(id) = seg("/v1/agent/service/maintenance/") {
+        only!("PUT");
+        return agent::service_maintenance(sh, r, &id);
+    }
+    if let Some(id) = seg("/v1/agent/service/") {
+        only!("GET");
+        return agent::service(sh, r, &id).await;
+    }
+    if let Some(id) = seg("/v1/agent/check/deregister/") {
+        only!("PUT");
+        return agent::deregister_check(sh, r, &id);
+    }
+    if let Some(id) = seg("/v1/agent/check/update/") {
+        only!("PUT");
+        return agent::check_update(sh, r, &id);
     }
     for (prefix, st) in [
         ("/v1/agent/check/pass/", "passing"),
@@ -83,16 +146,36 @@ pub(super) async fn route(sh: &Arc<Shared>, r: &Req) -> Resp {
     ] {
         if let Some(id) = seg(prefix) {
             only!("PUT");
-            return check_update(sh, r, &id, st);
+            return agent::check_ttl(sh, r, &id, st);
         }
     }
     if let Some(name) = seg("/v1/health/connect/") {
         only!("GET");
-        return health(sh, r, &name, true).await;
+        return catalog::health_service(sh, r, &name, true).await;
     }
     if let Some(name) = seg("/v1/health/service/") {
         only!("GET");
-        return health(sh, r, &name, false).await;
+        return catalog::health_service(sh, r, &name, false).await;
+    }
+    if let Some(name) = seg("/v1/health/checks/") {
+        only!("GET");
+        return catalog::health_checks(sh, r, &name).await;
+    }
+    if let Some(state) = seg("/v1/health/state/") {
+        only!("GET");
+        return catalog::health_state(sh, r, &state).await;
+    }
+    if let Some(name) = seg("/v1/catalog/service/") {
+        only!("GET");
+        return catalog::catalog_service(sh, r, &name, false).await;
+    }
+    if let Some(name) = seg("/v1/catalog/connect/") {
+        only!("GET");
+        return catalog::catalog_service(sh, r, &name, true).await;
+    }
+    if let Some(id) = seg("/v1/connect/intentions/") {
+        only!("GET", "PUT", "DELETE");
+        return intention_by_id(sh, r, &id);
     }
     not_found()
 }
