@@ -37,6 +37,9 @@ if ! cargo test --workspace --locked >target/cargo-test.log 2>&1; then
 fi
 grep -E '^ +Running|^test result' target/cargo-test.log | sed -E 's/^ +//'
 
+step "the dev agent against third-party Consul clients (py-consul, python-consul2, cryptography)"
+bash scripts/test-devagent-clients.sh
+
 for suite in c python ruby; do
   if [ -f "scripts/test-$suite.sh" ]; then
     step "$suite tests"
