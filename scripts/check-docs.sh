@@ -9,14 +9,16 @@
 #
 # It builds the library and the dev agent binary (cargo build; CONSULNATIVE_NO_BUILD=1 skips that, with
 # CONSULNATIVE_LIB pointing at a prebuilt library and the dev agent beside it or in CONSULNATIVE_DEV_AGENT), and
-# installs gcc, Ruby and the ffi gem from Debian's packages when they are missing. The last line is
-# `N passed, M failed`; the exit status is 1 when anything failed.
+# installs gcc, openssl (for the snippets run against an agent over HTTPS), Ruby and the ffi gem from Debian's
+# packages when they are missing. The last line is `N passed, M failed`; the exit status is 1 when anything
+# failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_debs=()
 command -v python3 >/dev/null || need_debs+=(python3)
 command -v gcc >/dev/null || need_debs+=(gcc)
+command -v openssl >/dev/null || need_debs+=(openssl)
 ruby -rffi -e 1 >/dev/null 2>&1 || need_debs+=(ruby ruby-ffi)
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "check-docs: installing ${need_debs[*]} from Debian's packages" >&2

@@ -14,8 +14,10 @@ Checks, each item counted as one check:
             the binding, as `agent`, and `agent.client()` as `client`), with the library from CONSULNATIVE_LIB;
             every ```rust block runs as a doctest (rustdoc --test against the core crate cargo built) and every
             ```c block holding `int main(` is compiled (-Wall -Wextra -Werror) and run, both with
-            CONSUL_HTTP_ADDR pointing at a dev agent; a block preceded by
-            ``<!-- snippet: syntax-only (why) -->`` is only compiled;
+            CONSUL_HTTP_ADDR pointing at a dev agent; a block preceded by ``<!-- snippet: https-agent -->``
+            runs with CONSUL_HTTP_ADDR, CONSUL_CACERT and CONSUL_HTTP_TOKEN_FILE pointing at a dev agent that
+            requires a token, behind an HTTPS proxy; one preceded by ``<!-- snippet: syntax-only (why) -->`` is
+            only compiled;
 - links:    every relative link (and #anchor) in every Markdown file of the repository resolves.
 
 Usage: check_docs.py [--root DIR] [--only keys,codes,env,snippets,links] [--verbose]
@@ -28,9 +30,12 @@ import argparse
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -325,17 +330,19 @@ def check_links(root: Path, report: Report) -> None:
 
 FENCE_LANGS = {"python": "python", "py": "python", "python3": "python", "ruby": "ruby", "rb": "ruby",
                "rust": "rust", "c": "c"}
-MARKER = re.compile(r"<!--\s*snippet:\s*syntax-only\b.*?-->")
+MARKER = re.compile(r"<!--\s*snippet:\s*(syntax-only|https-agent)\b.*?-->")
 
 
 class Snippet:
-    def __init__(self, path: Path, rel: str, line: int, lang: str, code: str, syntax_only: bool) -> None:
-        self.path, self.rel, self.line, self.lang, self.code, self.syntax_only = \
-            path, rel, line, lang, code, syntax_only
+    def __init__(self, path: Path, rel: str, line: int, lang: str, code: str, marker: Optional[str]) -> None:
+        self.path, self.rel, self.line, self.lang, self.code = path, rel, line, lang, code
+        self.syntax_only = marker == "syntax-only"
+        self.https = marker == "https-agent"
 
     @property
     def name(self) -> str:
-        return f"{self.rel}:{self.line} ({self.lang}{', syntax only' if self.syntax_only else ''})"
+        how = ", syntax only" if self.syntax_only else ", agent over HTTPS" if self.https else ""
+        return f"{self.rel}:{self.line} ({self.lang}{how})"
 
 
 def snippets(root: Path) -> List[Snippet]:
@@ -365,7 +372,8 @@ def snippets(root: Path) -> List[Snippet]:
                 kind = FENCE_LANGS[lang]
                 # C: only complete programs are checked; fragments showing one call are not.
                 if kind != "c" or re.search(r"^int main\(", body, re.M):
-                    found.append(Snippet(md, rel, start + 1, kind, body, bool(MARKER.search(before))))
+                    marker = MARKER.search(before)
+                    found.append(Snippet(md, rel, start + 1, kind, body, marker.group(1) if marker else None))
             i = j + 1
     return found
 
@@ -433,6 +441,85 @@ class BinaryAgent:
             self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+class HttpsAgent:
+    """A dev agent that requires an ACL token, behind a TLS-terminating proxy with a certificate from a throwaway CA
+    (made with the openssl command): a Consul agent over HTTPS, for the snippets marked `https-agent`. They run
+    with CONSUL_HTTP_ADDR=https://127.0.0.1:PORT, CONSUL_CACERT and CONSUL_HTTP_TOKEN_FILE set."""
+
+    TOKEN = "docs-check-token"
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeError("the openssl command is not installed")
+        d = workdir / "https-agent"
+        d.mkdir(exist_ok=True)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        subprocess.run([openssl, "req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"),
+                        "-days", "1", "-subj", "/CN=docs check CA"], **quiet)
+        subprocess.run([openssl, "req", *ec, "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"),
+                        "-subj", "/CN=server.dc1.consul"], **quiet)
+        (d / "ext.cnf").write_text("subjectAltName=DNS:server.dc1.consul,DNS:localhost,IP:127.0.0.1\n"
+                                   "extendedKeyUsage=serverAuth\n")
+        subprocess.run([openssl, "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"),
+                        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(d / "server.pem"), "-days", "1",
+                        "-extfile", str(d / "ext.cnf")], **quiet)
+        (d / "token").write_text(self.TOKEN + "\n")
+        self.ca_file, self.token_file = d / "ca.pem", d / "token"
+
+        os.environ["CONSUL_DEV_AGENT_TOKEN"] = self.TOKEN  # the binary reads it at start
+        try:
+            self.agent = BinaryAgent(binary)
+        finally:
+            del os.environ["CONSUL_DEV_AGENT_TOKEN"]
+        host, port = self.agent.address.rsplit(":", 1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(d / "server.pem"), str(d / "server.key"))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        def serve() -> None:
+            while True:
+                try:
+                    raw, _ = self.listener.accept()
+                except OSError:
+                    return  # closed
+                try:
+                    tls = ctx.wrap_socket(raw, server_side=True)
+                    upstream = socket.create_connection((host, int(port)))
+                except OSError:
+                    raw.close()
+                    continue
+                threading.Thread(target=pipe, args=(tls, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, tls), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def env(self) -> Dict[str, str]:
+        return {"CONSUL_HTTP_ADDR": self.address, "CONSUL_CACERT": str(self.ca_file),
+                "CONSUL_HTTP_TOKEN_FILE": str(self.token_file)}
+
+    def close(self) -> None:
+        self.listener.close()
+        self.agent.close()
 
 
 def dev_agent_binary(lib: str) -> str:
@@ -516,7 +603,8 @@ def run_rust(root: Path, group: List[Snippet], workdir: Path, env: Dict[str, str
     return results
 
 
-def run_snippet(root: Path, snippet: Snippet, workdir: Path, env: Dict[str, str]) -> Tuple[bool, str]:
+def run_snippet(root: Path, snippet: Snippet, workdir: Path, env: Dict[str, str],
+                https: Optional[HttpsAgent] = None) -> Tuple[bool, str]:
     src = workdir / f"snippet-{abs(hash((snippet.rel, snippet.line)))}.{ 'py' if snippet.lang == 'python' else 'rb'}"
     src.write_text(snippet.code + "\n", encoding="utf-8")
     mode = "syntax" if snippet.syntax_only else "run"
@@ -528,6 +616,10 @@ def run_snippet(root: Path, snippet: Snippet, workdir: Path, env: Dict[str, str]
             return False, "ruby is not installed"
         cmd = [ruby, "-I", str(root / "bindings/ruby/lib"), str(workdir / "driver.rb"), str(src), snippet.rel,
                str(snippet.line), mode]
+    if snippet.https:
+        if https is None:
+            return False, "no agent over HTTPS could be started for it"
+        env = dict(env, **https.env())
     started = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -574,6 +666,12 @@ def check_snippets(root: Path, report: Report) -> None:
             if s.lang == "rust":
                 rust_pages.setdefault(s.rel, []).append(s)
         rust_results = {rel: run_rust(root, group, workdir, env) for rel, group in rust_pages.items()}
+        https: Optional[HttpsAgent] = None
+        if any(s.https for s in found):
+            try:
+                https = HttpsAgent(dev_agent_binary(lib), workdir)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+                print(f"--    snippets: no agent over HTTPS: {e}")
         for s in found:
             if s.lang == "rust":
                 ok, detail = rust_results[s.rel][s.line]
@@ -581,10 +679,12 @@ def check_snippets(root: Path, report: Report) -> None:
             elif s.lang == "c":
                 ok, detail = run_c(root, s, workdir, env)
             else:
-                ok, detail = run_snippet(root, s, workdir, env)
+                ok, detail = run_snippet(root, s, workdir, env, https)
             report.check("snippets", ok, s.name, detail)
             if ok and report.verbose and detail.strip():
                 print(tail(detail, 8))
+        if https is not None:
+            https.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
