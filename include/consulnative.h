@@ -20,7 +20,8 @@
  *   concurrently on the same handle (a connection: one reader and one writer at a time). A _free must not race
  *   with any other call on the same handle.
  * - Callbacks run on library threads, never while the library holds a lock a call could need; keep them short.
- *   Each callback comes with a drop callback, called once when the library no longer needs its userdata.
+ *   Each callback set on a handle comes with a drop callback, called once when the library no longer needs its
+ *   userdata (the process-wide log callback has none: its userdata must outlive its use).
  */
 
 #ifndef CONSULNATIVE_H
@@ -70,7 +71,8 @@ enum consulnative_result
   CONSULNATIVE_RESULT_IO = 14,
   // The connection or handle was closed.
   CONSULNATIVE_RESULT_CLOSED = 15,
-  // Service discovery found no healthy instance, or every instance failed.
+  // Service discovery found no healthy instance. (When instances exist and every dial fails, the error is
+  // the last instance's: e.g. a timeout or a handshake failure, with every attempt in the message.)
   CONSULNATIVE_RESULT_NO_INSTANCES = 16,
   // An output buffer was too small; the needed length is reported.
   CONSULNATIVE_RESULT_BUFFER_TOO_SMALL = 17,
@@ -311,9 +313,9 @@ consulnative_result consulnative_last_error(char *buf,
                                             size_t len,
                                             size_t *out_n);
 
-// Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
-// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
-// when the `CONSULNATIVE_LOG` environment variable names a level). Once this returns, the previous callback is
+// Sends library log lines up to `max_level` (a `consulnative_log_level`; values above
+// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`. A NULL callback or `max_level` 0 restores the default:
+// stderr, only when the `CONSULNATIVE_LOG` environment variable names a level. Once this returns, the previous callback is
 // not running and will not be called again. rustls' own diagnostics (the `log` crate) go to the same place.
 consulnative_result consulnative_set_logger(consulnative_log_callback callback,
                                             void *userdata,
@@ -363,8 +365,9 @@ consulnative_result consulnative_service_new(const consulnative_client *client,
                                              const char *name,
                                              consulnative_service **out);
 
-// Frees a service: stops its watches and removes its callbacks (their drop callbacks run before this returns).
-// Listeners and connections made from it keep working until freed. NULL is a no-op.
+// Frees a service and removes its callbacks (their drop callbacks run before this returns). Its leaf watch stops
+// once no listener or connection made from it is left: those keep working (and their certificates fresh) until
+// freed. NULL is a no-op.
 void consulnative_service_free(consulnative_service *service);
 
 // Waits until the service has a leaf and CA roots and the leaf verifies against them. `timeout_ms < 0` waits

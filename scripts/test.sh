@@ -46,6 +46,9 @@ for suite in c python ruby; do
     bash "scripts/test-$suite.sh"
   fi
 done
+step "the docs against the code: keys, result codes, environment variables, snippets, links"
+bash scripts/check-docs.sh
+
 step "benchmark smoke for the bindings (figures are produced; no thresholds)"
 for lang in python ruby; do
   BENCH_SMOKE=1 CONSULNATIVE_LIB="$PWD/target/debug/libconsulnative.so" bash "benches/bench-$lang.sh" \

@@ -41,9 +41,9 @@ static LOGGER_CALLBACK: std::sync::Mutex<Option<std::sync::Arc<ForeignCallback>>
 pub type consulnative_log_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, level: consulnative_log_level, message: *const c_char)>;
 
-/// Sends library log lines up to `max_level` (a `consulnative_log_level`; 0 sends none, values above
-/// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`; a NULL callback restores the default (stderr, only
-/// when the `CONSULNATIVE_LOG` environment variable names a level). Once this returns, the previous callback is
+/// Sends library log lines up to `max_level` (a `consulnative_log_level`; values above
+/// `CONSULNATIVE_LOG_LEVEL_DEBUG` mean debug) to `callback`. A NULL callback or `max_level` 0 restores the default:
+/// stderr, only when the `CONSULNATIVE_LOG` environment variable names a level. Once this returns, the previous callback is
 /// not running and will not be called again. rustls' own diagnostics (the `log` crate) go to the same place.
 #[no_mangle]
 pub extern "C" fn consulnative_set_logger(

@@ -39,7 +39,8 @@ pub enum consulnative_result {
     Io = 14,
     /// The connection or handle was closed.
     Closed = 15,
-    /// Service discovery found no healthy instance, or every instance failed.
+    /// Service discovery found no healthy instance. (When instances exist and every dial fails, the error is
+    /// the last instance's: e.g. a timeout or a handshake failure, with every attempt in the message.)
     NoInstances = 16,
     /// An output buffer was too small; the needed length is reported.
     BufferTooSmall = 17,

@@ -69,8 +69,9 @@ pub extern "C" fn consulnative_service_new(
     })
 }
 
-/// Frees a service: stops its watches and removes its callbacks (their drop callbacks run before this returns).
-/// Listeners and connections made from it keep working until freed. NULL is a no-op.
+/// Frees a service and removes its callbacks (their drop callbacks run before this returns). Its leaf watch stops
+/// once no listener or connection made from it is left: those keep working (and their certificates fresh) until
+/// freed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn consulnative_service_free(service: *mut consulnative_service) {
     call_void(|| free_handle(service))

@@ -38,7 +38,8 @@ pub enum ErrorKind {
     Io,
     /// The connection or handle was closed.
     Closed,
-    /// Service discovery found no healthy instance, or every instance failed.
+    /// Service discovery found no healthy instance. (When instances exist and every dial fails, the error is
+    /// the last instance's: e.g. a timeout or a handshake failure, with every attempt in the message.)
     NoInstances,
     /// An application callback rejected the peer.
     RejectedByApplication,

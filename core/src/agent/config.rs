@@ -55,14 +55,14 @@ impl fmt::Debug for AgentTls {
 #[derive(Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     /// `127.0.0.1:8500` (http), `http://host:port[/prefix]`, `https://host:port[/prefix]` or
-    /// `unix:///path/to.sock`. `None` means [`DEFAULT_ADDRESS`] over http.
+    /// `unix:///path/to.sock`. `None` means `127.0.0.1:8500` over http.
     pub address: Option<String>,
     /// The ACL token, sent as `X-Consul-Token`. Never logged or shown.
     pub token: Option<String>,
     /// A file holding the ACL token; read when the client is created. **Wins over `token`**: a caller setting
     /// `token` on top of [`AgentConfig::from_env`] should clear `token_file` if the environment may set one.
     pub token_file: Option<PathBuf>,
-    /// Adds `?dc=` where the endpoint accepts it.
+    /// Adds `?dc=` to every request (Consul ignores it where an endpoint has no datacenter).
     pub datacenter: Option<String>,
     /// Adds `?ns=` (Enterprise only: a Community Edition agent answers 400 to it).
     pub namespace: Option<String>,

@@ -18,7 +18,7 @@ use crate::tls::{from_rustls, PeerIdentity};
 /// A mutual-TLS connection to or from another Connect service.
 ///
 /// One thread may read while another writes: the TLS state is locked only while bytes are processed, never while
-/// waiting for the socket. After [`crate::net::handoff::handoff`] the connection belongs to the runtime and reads
+/// waiting for the socket. After [`Conn::handoff`] the connection belongs to the runtime and reads
 /// and writes answer `Closed`.
 pub struct Conn {
     sock: TcpStream,

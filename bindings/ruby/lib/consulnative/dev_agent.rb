@@ -74,7 +74,7 @@ module ConsulNative
       @child.pid
     end
 
-    # A client of this agent (its token, fast watch timing unless overridden).
+    # A client of this agent, with its token; other configuration keys as for {Client.new}.
     # @return [Client] (closed after the block, with a block)
     def client(**config, &block)
       config = { address: address, token: @token }.merge(config)

@@ -77,7 +77,7 @@ module ConsulNative
   IoError = define_error(:IoError, 14)
   # 15: the connection or handle was closed.
   ClosedError = define_error(:ClosedError, 15)
-  # 16: service discovery found no healthy instance, or every instance failed.
+  # 16: service discovery found no healthy instance (when every instance fails, the last one's error is raised).
   NoInstances = define_error(:NoInstances, 16)
   # 17: an output buffer was too small (the binding retries; you should never see it).
   BufferTooSmall = define_error(:BufferTooSmall, 17)
