@@ -25,6 +25,9 @@ warnings=$(find bindings/ruby examples/ruby benches/lang -name '*.rb' -print0 | 
 if [ -n "$warnings" ]; then echo "$warnings" >&2; exit 1; fi
 echo "ok"
 
+step "API references (rustdoc, pdoc, YARD, the C header) build from the code"
+bash scripts/docs.sh
+
 step "cargo package (core, dev agent, C ABI)"
 mkdir -p target
 if ! cargo package -p consulnative-core -p consulnative-devagent -p consulnative-ffi --locked --allow-dirty \
