@@ -36,7 +36,8 @@ Gem::Specification.new do |spec|
 
     spec.platform = Gem::Platform.local
   end
-  spec.files = Dir.glob(%w[lib/**/*.rb README.md LICENSE CHANGELOG.md consulnative.gemspec], base: __dir__) + native
+  # Not the gemspec itself: it reads Cargo.toml, which an installed gem does not have.
+  spec.files = Dir.glob(%w[lib/**/*.rb README.md LICENSE CHANGELOG.md], base: __dir__) + native
   spec.require_paths = ["lib"]
   spec.add_dependency "ffi", ">= 1.15"
   spec.add_development_dependency "minitest", ">= 5.0"
