@@ -20,8 +20,21 @@
  *   concurrently on the same handle (a connection: one reader and one writer at a time). A _free must not race
  *   with any other call on the same handle.
  * - Callbacks run on library threads, never while the library holds a lock a call could need; keep them short.
+<<<<<<< HEAD
  *   Each callback set on a handle comes with a drop callback, called once when the library no longer needs its
  *   userdata (the process-wide log callback has none: its userdata must outlive its use).
+=======
+ *   Each callback comes with a drop callback, called once when the library no longer needs its userdata.
+ *
+ * Versions
+ * - One version number covers the library, its Rust crates, the Python wheel and the Ruby gem. The
+ *   CONSULNATIVE_VERSION_* macros below give the version of this header; consulnative_version() gives the
+ *   version of the library loaded at run time.
+ * - The shared library's soname carries the major version (libconsulnative.so.0). The major changes only on an
+ *   ABI break (a function removed or its signature changed, a result or enum value renumbered), and every ABI
+ *   break changes it: a program linked against libconsulnative.so.N runs with any later library of the same N.
+ *   Additions (new functions, new result codes) come in minor versions.
+>>>>>>> wip-i11
  */
 
 #ifndef CONSULNATIVE_H
@@ -32,6 +45,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The version of libconsulnative this header belongs to; consulnative_version() gives the loaded library's. */
+#define CONSULNATIVE_VERSION_MAJOR 0
+#define CONSULNATIVE_VERSION_MINOR 1
+#define CONSULNATIVE_VERSION_PATCH 0
+#define CONSULNATIVE_VERSION_STRING "0.1.0"
 
 // Result codes returned by every fallible `consulnative_*` function. Stable numbers, never reused.
 enum consulnative_result

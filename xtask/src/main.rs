@@ -3,6 +3,11 @@
 //! `cargo run -p xtask -- header` writes `include/consulnative.h` from the C ABI crate's sources with cbindgen;
 //! `cargo run -p xtask -- header --check` writes nothing and fails when the committed header differs from what
 //! the sources give (CI runs it). The build itself never writes into the source tree.
+//!
+//! The header carries the library's version as `CONSULNATIVE_VERSION_MAJOR/MINOR/PATCH` (and
+//! `CONSULNATIVE_VERSION_STRING`), taken from this crate's version, which is the workspace's
+//! (`[workspace.package] version` in the root Cargo.toml, the one number for the crates, the soname, the wheel and
+//! the gem): bumping it makes `header --check` fail until the header is regenerated.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,8 +31,26 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the workspace").to_path_buf()
 }
 
+/// The version macros, placed right after the `#include`s. xtask's version is the workspace's, as is the C ABI
+/// crate's (both say `version.workspace = true`), so these are the numbers `consulnative_version()` returns.
+fn version_macros() -> String {
+    format!(
+        "\n/* The version of libconsulnative this header belongs to; consulnative_version() gives the loaded library's. */\n\
+         #define CONSULNATIVE_VERSION_MAJOR {}\n\
+         #define CONSULNATIVE_VERSION_MINOR {}\n\
+         #define CONSULNATIVE_VERSION_PATCH {}\n\
+         #define CONSULNATIVE_VERSION_STRING \"{}\"",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
 fn generate(root: &Path) -> Result<String, String> {
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).map_err(|e| format!("cbindgen.toml: {e}"))?;
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).map_err(|e| format!("cbindgen.toml: {e}"))?;
+    config.after_includes = Some(version_macros());
     let bindings = cbindgen::Builder::new()
         .with_crate(root)
         .with_config(config)

@@ -34,7 +34,9 @@ from ._listener import Listener, Refusal
 from ._service import Event, PemKind, Service
 from .aio import ConnectServer
 
-__version__ = "0.1.0"
+#: This package's version: the library's, one number for both (the workspace version in the repository's
+#: Cargo.toml, which is also the wheel's and the soname's major).
+__version__ = version()
 
 __all__ = [
     "AgentBadResponse", "AgentError", "AgentPermissionDenied", "AgentUnreachable", "AuthorizationDenied",

@@ -8,9 +8,10 @@ Intentions, CA rotation, faults and ad-hoc leaves are HTTP calls to it (standard
 Where the binary comes from, first match wins:
 
 1. the ``CONSULNATIVE_DEV_AGENT`` environment variable (a path to the binary);
-2. ``consulnative-dev-agent`` in the directory of the loaded ``libconsulnative`` (symlinks resolved), where
+2. the copy inside this package (``consulnative/consulnative-dev-agent``), which the wheel ships;
+3. ``consulnative-dev-agent`` in the directory of the loaded ``libconsulnative`` (symlinks resolved), where
    ``cargo build`` puts it;
-3. ``consulnative-dev-agent`` on ``$PATH``.
+4. ``consulnative-dev-agent`` on ``$PATH`` (where the C tarball's ``bin/`` or ``make install`` put it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def packaged_binary() -> Path:
+    """The copy of the binary inside this package (what the wheel installs)."""
+    return Path(__file__).resolve().parent / BINARY_NAME
+
+
 def find_binary(library_path: Optional[str] = None) -> str:
     """The path of the ``consulnative-dev-agent`` binary (see the module doc for the search order).
 
@@ -56,6 +62,9 @@ def find_binary(library_path: Optional[str] = None) -> str:
         if not _is_executable(Path(explicit)):
             raise FileNotFoundError(f"{ENV_VAR}={explicit!r} is not an executable file")
         return explicit
+    packaged = packaged_binary()
+    if _is_executable(packaged):
+        return str(packaged)
     lib = Path(library_path if library_path is not None else _ffi.LIBRARY_PATH).resolve()
     beside = lib.parent / BINARY_NAME
     if _is_executable(beside):
@@ -64,9 +73,10 @@ def find_binary(library_path: Optional[str] = None) -> str:
     if on_path:
         return on_path
     raise FileNotFoundError(
-        f"cannot find the {BINARY_NAME} binary; tried: ${ENV_VAR} (not set), {beside} (beside the loaded "
-        f"{lib.name}), and $PATH. Build it with `cargo build` (it lands beside the library in target/debug), "
-        f"or set {ENV_VAR} to its path"
+        f"cannot find the {BINARY_NAME} binary; tried: ${ENV_VAR} (not set), {packaged} (the copy a wheel "
+        f"installs), {beside} (beside the loaded {lib.name}), and $PATH. Install the consulnative wheel (it ships "
+        f"the binary), or build it with `cargo build` (it lands beside the library in target/debug), or set "
+        f"{ENV_VAR} to its path"
     )
 
 
@@ -93,8 +103,9 @@ class DevAgent:
     require it (passed to the agent through its environment, never its command line); ``default_allow`` decides
     connections no intention matches; ``leaf_ttl`` in seconds (0: the agent's default, 72 hours; the agent takes
     at least 1 second). The binary is found as described in :mod:`consulnative._dev_agent`
-    (``CONSULNATIVE_DEV_AGENT``, beside the library, ``$PATH``). Failures of the test controls raise a
-    :class:`ConsulNativeError` carrying the agent's answer (an HTTP 400 as :class:`InvalidArgumentError`).
+    (``CONSULNATIVE_DEV_AGENT``, the package's copy, beside the library, ``$PATH``). Failures of the test
+    controls raise a :class:`ConsulNativeError` carrying the agent's answer (an HTTP 400 as
+    :class:`InvalidArgumentError`).
     """
 
     _close_rank = 90  # closed last at interpreter exit, after everything that talks to it

@@ -3,8 +3,15 @@
 Where the library comes from, first match wins:
 
 1. the ``CONSULNATIVE_LIB`` environment variable (a path to the shared library);
-2. a copy beside this package (``consulnative/libconsulnative.so``), as a wheel would ship it;
-3. the project's build output: ``target/debug`` then ``target/release`` of the repository holding this checkout.
+2. the copy inside this package (``consulnative/libconsulnative.so``), which the wheel ships;
+3. the system's loader: ``libconsulnative.so.<ABI_MAJOR>`` by its soname (``LD_LIBRARY_PATH``, the ldconfig
+   cache, the default directories: a ``make install`` or the C tarball), then whatever
+   ``ctypes.util.find_library("consulnative")`` finds;
+4. a source checkout's build output: ``target/debug`` then ``target/release`` of the repository holding this
+   package.
+
+When nothing is found, the :class:`OSError` lists every place tried and how to fix it. A library whose major
+version is not :data:`ABI_MAJOR` is refused: its functions may not have the signatures declared here.
 
 Every function gets ``argtypes`` and ``restype``; every function returning a ``consulnative_result`` gets one
 ``errcheck`` that raises the matching :class:`~consulnative.ConsulNativeError` with ``consulnative_last_error``
@@ -15,6 +22,7 @@ Every function gets ``argtypes`` and ``restype``; every function returning a ``c
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import math
 import numbers
 import os
@@ -27,40 +35,124 @@ from ._errors import Result, make_error
 
 ENV_VAR = "CONSULNATIVE_LIB"
 
+#: The C ABI these declarations are written for: the library's major version, which is its soname's
+#: (``libconsulnative.so.0``). It changes only on an ABI break, and then this binding changes with it.
+ABI_MAJOR = 0
+
 if sys.platform == "darwin":
     _LIB_NAME = "libconsulnative.dylib"
+    _SONAME = f"libconsulnative.{ABI_MAJOR}.dylib"
 elif sys.platform == "win32":
-    _LIB_NAME = "consulnative.dll"
+    _LIB_NAME = _SONAME = "consulnative.dll"
 else:
     _LIB_NAME = "libconsulnative.so"
+    _SONAME = f"libconsulnative.so.{ABI_MAJOR}"
+
+
+def packaged_path() -> Path:
+    """The copy of the library inside this package (what the wheel installs)."""
+    return Path(__file__).resolve().parent / _LIB_NAME
+
+
+def checkout_paths() -> List[Path]:
+    """A source checkout's build output, debug first."""
+    repo = Path(__file__).resolve().parents[3]  # bindings/python/consulnative/_ffi.py -> repository root
+    return [repo / "target" / "debug" / _LIB_NAME, repo / "target" / "release" / _LIB_NAME]
 
 
 def candidate_paths() -> List[Path]:
-    """The places the library is looked for, in order (the environment variable is handled separately)."""
-    here = Path(__file__).resolve().parent
-    repo = here.parents[2]  # bindings/python/consulnative -> repository root
-    return [here / _LIB_NAME, repo / "target" / "debug" / _LIB_NAME, repo / "target" / "release" / _LIB_NAME]
+    """The files looked for, in order, around the system loader (which goes between the two groups); the
+    environment variable is handled separately."""
+    return [packaged_path(), *checkout_paths()]
 
 
-def _find_library() -> str:
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p), ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+
+
+def _file_of(handle: ctypes.CDLL, fallback: str) -> str:
+    """The file a library opened by name was loaded from (``dladdr`` on one of its functions)."""
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [c_void_p, POINTER(_DlInfo)]
+        dladdr.restype = ctypes.c_int
+        info = _DlInfo()
+        address = ctypes.cast(handle.consulnative_version, c_void_p)
+        if dladdr(address, ctypes.byref(info)) and info.dli_fname:
+            return os.fsdecode(info.dli_fname)
+    except (OSError, AttributeError):
+        pass
+    return fallback
+
+
+def _check_abi(handle: ctypes.CDLL, where: str) -> None:
+    fn = handle.consulnative_version
+    fn.restype = c_char_p
+    fn.argtypes = []
+    found = (fn() or b"").decode("utf-8", "replace")
+    if found.split(".", 1)[0] != str(ABI_MAJOR):
+        raise OSError(
+            f"{where} is libconsulnative {found}, but this binding is written for the ABI of major version "
+            f"{ABI_MAJOR} ({_SONAME}): install matching versions, or set {ENV_VAR} to a library of that ABI"
+        )
+
+
+def _open_file(path: Path, why: str) -> Tuple[ctypes.CDLL, str]:
+    try:
+        handle = ctypes.CDLL(str(path))
+    except OSError as e:
+        raise OSError(f"{path} ({why}) exists but cannot be loaded: {e}") from e
+    _check_abi(handle, str(path))
+    return handle, str(path)
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
     explicit = os.environ.get(ENV_VAR)
     if explicit:
         if not Path(explicit).is_file():
-            raise OSError(f"{ENV_VAR}={explicit!r} does not name a file")
-        return explicit
-    tried = candidate_paths()
-    for path in tried:
-        if path.is_file():
-            return str(path)
+            raise OSError(f"{ENV_VAR}={explicit!r} does not name a file: point it at a {_LIB_NAME}, or unset it")
+        return _open_file(Path(explicit), ENV_VAR)
+    tried = [f"${ENV_VAR} (not set)"]
+
+    packaged = packaged_path()
+    if packaged.is_file():
+        return _open_file(packaged, "the copy inside the package")
+    tried.append(f"{packaged} (the copy a wheel installs): no such file")
+
+    # find_library runs ldconfig (and maybe the compiler): asked only when the soname alone was not found.
+    system: List[Tuple[Callable[[], Optional[str]], str]] = [
+        (lambda: _SONAME, "the system loader"),
+        (lambda: ctypes.util.find_library("consulnative"), "ctypes.util.find_library('consulnative')"),
+    ]
+    for lookup, how in system:
+        name = lookup()
+        if not name:
+            tried.append(f"{how}: nothing")
+            continue
+        try:
+            handle = ctypes.CDLL(name)
+        except OSError as e:
+            tried.append(f"{how}, {name}: {e}")
+            continue
+        where = _file_of(handle, name)
+        _check_abi(handle, where)
+        return handle, where
+
+    for candidate in checkout_paths():
+        if candidate.is_file():
+            return _open_file(candidate, "a source checkout's build output")
+    checkout = " and ".join(str(p) for p in checkout_paths())
+    tried.append(f"{checkout} (a source checkout's build output): no such files")
     raise OSError(
-        f"cannot find {_LIB_NAME}: set {ENV_VAR}, or build it with `cargo build` (looked in "
-        + ", ".join(str(p) for p in tried)
-        + ")"
+        f"cannot find {_LIB_NAME}. Tried, in order: " + "; ".join(tried) + ". Fix: install the consulnative "
+        f"wheel (`pip install ./bindings/python`, or the one `scripts/package.sh` writes to dist/: it ships the "
+        f"library), or install the C library so the loader finds {_SONAME} (the tarball or `make install`, then "
+        f"ldconfig or LD_LIBRARY_PATH), or run `cargo build` in the source checkout, or set {ENV_VAR} to the path "
+        f"of {_LIB_NAME}."
     )
 
 
-LIBRARY_PATH = _find_library()
-lib = ctypes.CDLL(LIBRARY_PATH)
+lib, LIBRARY_PATH = _load()
 
 # Opaque handles are plain pointers on the Python side.
 HANDLE = c_void_p

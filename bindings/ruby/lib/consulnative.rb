@@ -147,9 +147,9 @@ module ConsulNative
   end
 end
 
-require_relative "consulnative/version"
 require_relative "consulnative/errors"
 require_relative "consulnative/native"
+require_relative "consulnative/version"
 require_relative "consulnative/callbacks"
 require_relative "consulnative/handle"
 require_relative "consulnative/client"

@@ -10,8 +10,8 @@ module ConsulNative
   # needed. It runs the `consulnative-dev-agent` binary as a child process, the way Consul's own test helpers run
   # `consul agent -dev`, and drives it over HTTP.
   #
-  # The binary is found through `CONSULNATIVE_DEV_AGENT` (a path), else beside the loaded libconsulnative
-  # (`cargo build` puts it there), else on `PATH`. The child exits when this process does, however it ends.
+  # The binary is found through `CONSULNATIVE_DEV_AGENT` (a path), else the copy inside the gem, else beside the
+  # loaded libconsulnative (`cargo build` puts it there), else on `PATH`. The child exits when this process does, however it ends.
   #
   # @example
   #   ConsulNative::DevAgent.open do |agent|

@@ -19,37 +19,12 @@ module ConsulNative
     extend FFI::Library
 
     LIBRARY_NAME = "libconsulnative.so"
-
-    # Where the library is looked for, in order: `CONSULNATIVE_LIB`, beside the gem (`lib/` or the gem root),
-    # then a repository checkout's `target/debug` and `target/release`.
-    # @return [Array<String>]
-    def self.candidates
-      env = ENV["CONSULNATIVE_LIB"]
-      return [env] if env && !env.empty?
-
-      lib_dir = File.expand_path("..", __dir__)       # bindings/ruby/lib
-      gem_dir = File.expand_path("..", lib_dir)       # bindings/ruby
-      list = [File.join(lib_dir, LIBRARY_NAME), File.join(gem_dir, LIBRARY_NAME)]
-      dir = gem_dir
-      4.times do
-        dir = File.dirname(dir)
-        list << File.join(dir, "target", "debug", LIBRARY_NAME) << File.join(dir, "target", "release", LIBRARY_NAME)
-      end
-      list
-    end
-
-    # @return [String] the path of the library to load
-    # @raise [LoadError] when no candidate exists
-    def self.library_path
-      found = candidates.find { |p| File.file?(p) }
-      return found if found
-      return candidates.first if ENV["CONSULNATIVE_LIB"] && !ENV["CONSULNATIVE_LIB"].empty?
-
-      raise LoadError, "libconsulnative.so not found; set CONSULNATIVE_LIB or run `cargo build`. Looked in: " \
-                       "#{candidates.join(", ")}"
-    end
-
-    ffi_lib library_path
+    # The C ABI the declarations below are written for: the library's major version, which is its soname's. It
+    # changes only on an ABI break, and then this binding changes with it.
+    ABI_MAJOR = 0
+    SONAME = "#{LIBRARY_NAME}.#{ABI_MAJOR}"
+    # The copy a platform gem ships, beside this file.
+    PACKAGED = File.join(__dir__, LIBRARY_NAME)
 
     # The ffi gem dlclose()s its libraries when the VM tears down at exit, while the library's runtime threads
     # are still running: they would then execute unmapped code (a SIGSEGV at exit, seen about once in 60 runs of
@@ -62,8 +37,100 @@ module ConsulNative
       attach_function :dlopen, %i[string int], :pointer
       RTLD_NOW = 0x2
       RTLD_NODELETE = 0x1000
+
+      # `Dl_info` of dladdr(3).
+      class DlInfo < FFI::Struct
+        layout :dli_fname, :pointer, :dli_fbase, :pointer, :dli_sname, :pointer, :dli_saddr, :pointer
+      end
+      begin
+        attach_function :dladdr, %i[pointer pointer], :int
+      rescue FFI::NotFoundError
+        nil # a libc without dladdr: file_of answers nil
+      end
+
+      # The file `library` (an FFI::DynamicLibrary) was loaded from, found through one of its symbols; nil if
+      # dladdr cannot say.
+      # @return [String, nil]
+      def self.file_of(library, symbol)
+        return nil unless respond_to?(:dladdr)
+
+        address = library.find_function(symbol) or return nil
+        info = DlInfo.new
+        return nil if dladdr(address, info).zero? || info[:dli_fname].null?
+
+        info[:dli_fname].read_string
+      end
     end
-    PINNED = Pin.dlopen(ffi_libraries.first.name, Pin::RTLD_NOW | Pin::RTLD_NODELETE)
+
+    # A source checkout's build output, debug first: `target/` of the repository holding bindings/ruby.
+    # @return [Array<String>]
+    def self.checkout_paths
+      repo = File.expand_path("../../../..", __dir__) # bindings/ruby/lib/consulnative -> the repository
+      [File.join(repo, "target", "debug", LIBRARY_NAME), File.join(repo, "target", "release", LIBRARY_NAME)]
+    end
+
+    # Loads the library, first match wins: `CONSULNATIVE_LIB` (a path); the copy inside the gem; the system's
+    # loader by soname (`libconsulnative.so.0`: LD_LIBRARY_PATH, the ldconfig cache, the default directories, where
+    # the C tarball or `make install` put it); a source checkout's `target/debug` then `target/release`. A library
+    # of another ABI major is refused.
+    # @raise [LoadError] listing everything tried and how to fix it
+    # @return [void]
+    def self.load_library
+      env = ENV["CONSULNATIVE_LIB"]
+      if env && !env.empty?
+        unless File.file?(env)
+          raise LoadError, "CONSULNATIVE_LIB=#{env} does not name a file: point it at a #{LIBRARY_NAME}, or unset it"
+        end
+
+        return open_library(env, "CONSULNATIVE_LIB")
+      end
+      tried = ["CONSULNATIVE_LIB (not set)"]
+      return open_library(PACKAGED, "the copy inside the gem") if File.file?(PACKAGED)
+
+      tried << "#{PACKAGED} (the copy a platform gem ships): no such file"
+      begin
+        ffi_lib SONAME
+      rescue LoadError => e
+        tried << "the system loader, #{SONAME}: #{e.message.lines.first.to_s.strip}"
+      else
+        return check_abi("the system loader")
+      end
+      found = checkout_paths.find { |p| File.file?(p) }
+      return open_library(found, "a source checkout's build output") if found
+
+      tried << "#{checkout_paths.join(" and ")} (a source checkout's build output): no such files"
+      raise LoadError, "cannot find #{LIBRARY_NAME}. Tried, in order: #{tried.join("; ")}. Fix: install the " \
+                       "consulnative platform gem (scripts/package.sh writes it to dist/: it ships the library), " \
+                       "or install the C library so the loader finds #{SONAME} (the tarball or `make install`, " \
+                       "then ldconfig or LD_LIBRARY_PATH), or run `cargo build` in the source checkout, or set " \
+                       "CONSULNATIVE_LIB to the path of #{LIBRARY_NAME}."
+    end
+
+    # @return [String] the path of the loaded library (the file the system loader chose, for a soname)
+    def self.library_path
+      @library_path
+    end
+
+    def self.open_library(path, why)
+      ffi_lib path
+      check_abi(why)
+    end
+
+    # Records where the library just loaded lives and refuses it unless its major version is {ABI_MAJOR}.
+    def self.check_abi(why)
+      library = ffi_libraries.first
+      @library_path = Pin.file_of(library, "consulnative_version") || library.name
+      version = FFI::Function.new(:pointer, [], library.find_function("consulnative_version")).call.read_string
+      return if version.split(".").first == ABI_MAJOR.to_s
+
+      raise LoadError, "#{@library_path} (#{why}) is libconsulnative #{version}, but this binding is written for " \
+                       "the ABI of major version #{ABI_MAJOR} (#{SONAME}): install matching versions, or set " \
+                       "CONSULNATIVE_LIB to a library of that ABI"
+    end
+    private_class_method :open_library, :check_abi
+
+    load_library
+    PINNED = Pin.dlopen(library_path, Pin::RTLD_NOW | Pin::RTLD_NODELETE)
 
     # Result codes (`enum consulnative_result`).
     OK = 0

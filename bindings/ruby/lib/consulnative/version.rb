@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
 module ConsulNative
-  # The version of this gem (the native library reports its own with {ConsulNative.library_version}).
-  VERSION = "0.1.0"
+  # This gem's version, which is the version of the libconsulnative it loads: one number for both, the workspace
+  # version in the repository's Cargo.toml (also the wheel's, and the soname's major). The gemspec reads it from
+  # Cargo.toml; here it comes from the library ({ConsulNative.library_version}), so it cannot drift.
+  VERSION = library_version.dup.freeze
 end

@@ -17,6 +17,8 @@ module ConsulNative
     # @api private
     class ChildProcess
       BINARY_NAME = "consulnative-dev-agent"
+      # The copy a platform gem ships, beside the library (lib/consulnative/).
+      PACKAGED = File.expand_path("../#{BINARY_NAME}", __dir__)
       READY_LINE = %r{\Aconsulnative-dev-agent listening on http://(\S+)\s*\z}.freeze
       # Seconds to wait for the ready line.
       START_TIMEOUT = 20
@@ -31,8 +33,8 @@ module ConsulNative
         # @return [Numeric]
         attr_accessor :grace
 
-        # Where the binary is looked for, first match wins: `CONSULNATIVE_DEV_AGENT` (a path), then beside the
-        # loaded libconsulnative (symlinks resolved), then `PATH`.
+        # Where the binary is looked for, first match wins: `CONSULNATIVE_DEV_AGENT` (a path), the copy inside the
+        # gem, beside the loaded libconsulnative (symlinks resolved), then `PATH`.
         # @return [String] the binary's path
         # @raise [NotFound]
         def binary_path
@@ -43,15 +45,19 @@ module ConsulNative
         # @param env [String, nil] the value of `CONSULNATIVE_DEV_AGENT`
         # @param library [String] the loaded library's path
         # @param path [String, nil] the value of `PATH`
+        # @param packaged [String] the gem's copy
         # @return [String]
         # @raise [NotFound] with everything tried and how to fix it
-        def find_binary(env, library, path)
+        def find_binary(env, library, path, packaged = PACKAGED)
           if env && !env.empty?
             return env if executable?(env)
 
             raise NotFound, "CONSULNATIVE_DEV_AGENT=#{env} is not an executable file: point it at a " \
-                            "#{BINARY_NAME} binary, or unset it to use the one beside the library or on PATH"
+                            "#{BINARY_NAME} binary, or unset it to use the gem's, the one beside the library or " \
+                            "the one on PATH"
           end
+          return packaged if executable?(packaged)
+
           library = real_path(library)
           beside = File.join(File.dirname(library), BINARY_NAME)
           return beside if executable?(beside)
@@ -60,9 +66,10 @@ module ConsulNative
           on_path = dirs.map { |dir| File.join(dir, BINARY_NAME) }.find { |p| executable?(p) }
           return on_path if on_path
 
-          raise NotFound, "#{BINARY_NAME} not found. Tried: CONSULNATIVE_DEV_AGENT (unset); #{beside} (beside " \
-                          "the loaded #{library}); #{BINARY_NAME} on PATH (#{dirs.join(File::PATH_SEPARATOR)}). " \
-                          "Fix: `cargo build` (it builds the binary next to the library), or set " \
+          raise NotFound, "#{BINARY_NAME} not found. Tried: CONSULNATIVE_DEV_AGENT (unset); #{packaged} (the gem's " \
+                          "copy); #{beside} (beside the loaded #{library}); #{BINARY_NAME} on PATH " \
+                          "(#{dirs.join(File::PATH_SEPARATOR)}). Fix: install the consulnative platform gem (it " \
+                          "ships the binary), or `cargo build` (it builds the binary next to the library), or set " \
                           "CONSULNATIVE_DEV_AGENT=/path/to/#{BINARY_NAME}, or put it on PATH."
         end
 
@@ -105,7 +112,7 @@ module ConsulNative
         end
 
         def loaded_library
-          Native.ffi_libraries.first.name
+          Native.library_path
         end
 
         def real_path(path)
