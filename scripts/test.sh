@@ -46,6 +46,9 @@ for suite in c python ruby; do
     bash "scripts/test-$suite.sh"
   fi
 done
+step "packages as a new user meets them: wheel, gem, C tarball with pkg-config (one release build)"
+bash scripts/test-packaging.sh
+
 step "the docs against the code: keys, result codes, environment variables, snippets, links"
 bash scripts/check-docs.sh
 
