@@ -1,9 +1,14 @@
 //! Authorization of inbound connections: after the TLS handshake verified the client's chain, ask the agent
 //! (`POST /v1/agent/connect/authorize`) whether the intentions let this client in. Fail closed: a denial, an error
 //! or a timeout all refuse the connection, with a reason that says which.
+//!
+//! Each listener bounds its calls in flight (a semaphore): a flood of clients with valid certificates cannot
+//! fill the runtime's blocking pool, and a call that cannot start within the authorize timeout is refused too.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use crate::agent::client::AgentClient;
 use crate::agent::types::AuthorizeRequest;
@@ -48,17 +53,44 @@ impl Authorizer for AgentAuthorizer {
     }
 }
 
-/// Runs the authorizer on the blocking pool, bounded by `timeout`, so no async worker ever waits on the agent.
+/// Runs the authorizer on the blocking pool once one of `slots` is free, the wait and the call together bounded
+/// by `timeout`, so no async worker ever waits on the agent. The slot is held until the call really returns (a
+/// call past its timeout still holds it), so the blocking threads in use never exceed the slots.
 pub async fn authorize(
     authorizer: Arc<dyn Authorizer>,
+    slots: Arc<Semaphore>,
     target: String,
     peer: PeerIdentity,
     timeout: Duration,
 ) -> Result<String> {
     let uri = peer.uri.clone();
     let t = target.clone();
-    let call = tokio::task::spawn_blocking(move || authorizer.authorize(&target, &peer, timeout));
-    match tokio::time::timeout(timeout + Duration::from_millis(100), call).await {
+    let started = Instant::now();
+    let slot = match tokio::time::timeout(timeout, slots.acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_)) => {
+            return Err(Error::new(
+                Code::AuthorizationFailed,
+                format!("authorize call for {uri} => {t} not made: the listener is closed, connection refused"),
+            ))
+        }
+        Err(_) => {
+            return Err(Error::new(
+                Code::AuthorizationFailed,
+                format!(
+                    "authorize call for {uri} => {t} could not start within {}: every authorize slot of the \
+                     listener was taken (max_authorizations), connection refused",
+                    fmt_duration(timeout)
+                ),
+            ))
+        }
+    };
+    let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let call = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        authorizer.authorize(&target, &peer, remaining)
+    });
+    match tokio::time::timeout(remaining + Duration::from_millis(100), call).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => {
             Err(Error::new(Code::AuthorizationFailed, format!("authorize call for {uri} => {t} failed: {join}")))
