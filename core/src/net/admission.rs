@@ -53,6 +53,8 @@ pub(crate) struct Counters {
     pub handshakes_cut: AtomicU64,
     pub accept_errors: AtomicU64,
     pub saturated: AtomicU64,
+    /// Admissions running (the accept loop's slot for its next connection is not one).
+    pub in_progress: AtomicU64,
 }
 
 /// Rate limit of refusal and accept-error log lines.
@@ -110,9 +112,9 @@ impl Shared {
         }
     }
 
-    /// Handshakes between accept and admission right now.
-    pub fn in_progress(&self) -> usize {
-        self.limits.max_handshakes.max(1).saturating_sub(self.handshake_slots.available_permits())
+    /// Connections between accept and admission right now.
+    pub fn in_progress(&self) -> u64 {
+        self.counters.in_progress.load(Ordering::Relaxed)
     }
 
     /// Stops everything that could still run: slot waits, callback threads.
@@ -235,7 +237,8 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let task = Admission { shared: shared.clone(), acceptor: acceptor.clone(), peer_addr, slot };
+        shared.counters.in_progress.fetch_add(1, Ordering::Relaxed);
+        let task = Admission { shared: shared.clone(), acceptor: acceptor.clone(), peer_addr, _slot: slot };
         tokio::spawn(task.run(stream, queue.clone(), closed.clone()));
     }
     debug!("service \"{}\": listener closed", shared.ctx.service);
@@ -251,7 +254,8 @@ struct Admission {
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     peer_addr: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    /// Held for its drop: the slot goes back when the admission ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Admission {
@@ -276,7 +280,6 @@ impl Admission {
                 shared.refusals.push(Refusal { peer_addr: self.peer_addr, peer_uri, error, dropped: 0 });
             }
         }
-        drop(self.slot);
     }
 
     /// Handshake, identity, authorization and the application's check.
@@ -317,6 +320,13 @@ impl Admission {
         .map_err(|e| (uri.clone(), e))?;
         shared.peer_checks.check(&peer, shared.authorize_timeout).await.map_err(|e| (uri.clone(), e))?;
         Conn::new(tokio_rustls::TlsStream::Server(tls), peer).map_err(|e| (uri, e))
+    }
+}
+
+impl Drop for Admission {
+    /// Done (queued, refused, or dropped with the listener): the slot goes back with `_slot`.
+    fn drop(&mut self) {
+        self.shared.counters.in_progress.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

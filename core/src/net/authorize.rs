@@ -66,7 +66,19 @@ pub async fn authorize(
     let uri = peer.uri.clone();
     let t = target.clone();
     let started = Instant::now();
-    let slot = match tokio::time::timeout(timeout, slots.acquire_owned()).await {
+    let not_started = || {
+        Error::new(
+            Code::AuthorizationFailed,
+            format!(
+                "authorize call for {uri} => {t} could not start within {}: every authorize slot of the listener \
+                 was taken (max_authorizations), connection refused",
+                fmt_duration(timeout)
+            ),
+        )
+    };
+    // A slot that frees up with almost no time left is not worth an agent call that cannot finish.
+    let least = (timeout / 10).min(Duration::from_millis(100));
+    let slot = match tokio::time::timeout(timeout.saturating_sub(least), slots.acquire_owned()).await {
         Ok(Ok(slot)) => slot,
         Ok(Err(_)) => {
             return Err(Error::new(
@@ -74,18 +86,12 @@ pub async fn authorize(
                 format!("authorize call for {uri} => {t} not made: the listener is closed, connection refused"),
             ))
         }
-        Err(_) => {
-            return Err(Error::new(
-                Code::AuthorizationFailed,
-                format!(
-                    "authorize call for {uri} => {t} could not start within {}: every authorize slot of the \
-                     listener was taken (max_authorizations), connection refused",
-                    fmt_duration(timeout)
-                ),
-            ))
-        }
+        Err(_) => return Err(not_started()),
     };
-    let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let remaining = timeout.saturating_sub(started.elapsed());
+    if remaining < least {
+        return Err(not_started());
+    }
     let call = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         authorizer.authorize(&target, &peer, remaining)

@@ -188,7 +188,7 @@ impl Listener {
             handshakes_cut: c.handshakes_cut.load(Ordering::Relaxed),
             accept_errors: c.accept_errors.load(Ordering::Relaxed),
             saturated: c.saturated.load(Ordering::Relaxed),
-            in_progress: self.shared.in_progress() as u64,
+            in_progress: self.shared.in_progress(),
             waiting: (self.queue_tx.max_capacity() - self.queue_tx.capacity()) as u64,
         }
     }
