@@ -170,8 +170,10 @@ typedef struct consulnative_listener consulnative_listener;
 // One service identity: its leaf certificate and the client's CA roots, kept fresh in the background.
 typedef struct consulnative_service consulnative_service;
 
-// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called from
-// any library thread; it must not call `consulnative_set_logger`. Messages never contain tokens or keys.
+// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called on the
+// library's own log thread, one line at a time and in order, never on a thread that handshakes or authorizes: a
+// slow callback delays only later lines. When more than 1024 lines wait, the others are counted and one warning
+// says how many were dropped. It must not call `consulnative_set_logger`. Messages never contain tokens or keys.
 typedef void (*consulnative_log_callback)(void *userdata,
                                           consulnative_log_level level,
                                           const char *message);
