@@ -111,8 +111,9 @@ def run_flood(flood_seconds: float = 10.0, observe_seconds: float = 10.0, callba
 
     def slow_refusal(refusal: consulnative.Refusal) -> None:
         seen[0] += 1
-        if refusal.dropped:
-            report.dropped_reports.append(refusal.dropped)
+        dropped = getattr(refusal, "dropped", 0)  # absent before issue 12
+        if dropped:
+            report.dropped_reports.append(dropped)
         time.sleep(callback_sleep)
 
     with consulnative.DevAgent() as agent:
