@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::agent::client::AgentClient;
 use crate::agent::types::AuthorizeRequest;
@@ -78,17 +78,25 @@ pub async fn authorize(
     };
     // A slot that frees up with almost no time left is not worth an agent call that cannot finish.
     let least = (timeout / 10).min(Duration::from_millis(100));
-    let slot = match tokio::time::timeout(timeout.saturating_sub(least), slots.acquire_owned()).await {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(_)) => {
-            return Err(Error::new(
-                Code::AuthorizationFailed,
-                format!("authorize call for {uri} => {t} not made: the listener is closed, connection refused"),
-            ))
-        }
-        Err(_) => return Err(not_started()),
+    let closed = || {
+        Error::new(
+            Code::AuthorizationFailed,
+            format!("authorize call for {uri} => {t} not made: the listener is closed, connection refused"),
+        )
     };
-    let remaining = timeout.saturating_sub(started.elapsed());
+    let (slot, waited) = match slots.clone().try_acquire_owned() {
+        Ok(slot) => (slot, false),
+        Err(TryAcquireError::Closed) => return Err(closed()),
+        Err(TryAcquireError::NoPermits) => {
+            match tokio::time::timeout(timeout.saturating_sub(least), slots.acquire_owned()).await {
+                Ok(Ok(slot)) => (slot, true),
+                Ok(Err(_)) => return Err(closed()),
+                Err(_) => return Err(not_started()),
+            }
+        }
+    };
+    // A call that had to wait for its slot gets what is left of the timeout.
+    let remaining = if waited { timeout.saturating_sub(started.elapsed()) } else { timeout };
     if remaining < least {
         return Err(not_started());
     }
