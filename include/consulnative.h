@@ -191,8 +191,10 @@ typedef struct consulnative_listener consulnative_listener;
 // One service identity: its leaf certificate and the client's CA roots, kept fresh in the background.
 typedef struct consulnative_service consulnative_service;
 
-// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called from
-// any library thread; it must not call `consulnative_set_logger`. Messages never contain tokens or keys.
+// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called on the
+// library's own log thread, one line at a time and in order, never on a thread that handshakes or authorizes: a
+// slow callback delays only later lines. When more than 1024 lines wait, the others are counted and one warning
+// says how many were dropped. It must not call `consulnative_set_logger`. Messages never contain tokens or keys.
 typedef void (*consulnative_log_callback)(void *userdata,
                                           consulnative_log_level level,
                                           const char *message);
@@ -200,7 +202,10 @@ typedef void (*consulnative_log_callback)(void *userdata,
 // Told about each refused inbound connection: `result` is why (a `consulnative_result`: e.g.
 // `CONSULNATIVE_RESULT_AUTHORIZATION_DENIED`), `peer_address` is `ip:port`, `peer_uri` the client's SPIFFE URI
 // or NULL if the handshake failed before it was known, `message` the detail (the agent's reason). Strings are
-// valid only during the call. Runs on a library thread.
+// valid only during the call. Runs on the listener's own refusal thread, one call at a time, never on a thread
+// that handshakes or authorizes: a slow callback delays only later refusal reports. When more than
+// `refusal_queue` (a config key, default 256) refusals wait, the others are counted and reported in one call
+// whose message starts "N refusals dropped" (address, URI and result are then the last one's).
 typedef void (*consulnative_refusal_callback)(void *userdata,
                                               consulnative_result result,
                                               const char *peer_address,
@@ -211,8 +216,10 @@ typedef void (*consulnative_refusal_callback)(void *userdata,
 typedef void (*consulnative_drop_callback)(void *userdata);
 
 // An application's own check of a client the agent allowed: return 0 to admit it, anything else to refuse it
-// (`CONSULNATIVE_RESULT_REJECTED_BY_APPLICATION`). Strings are valid only during the call. Runs on a library
-// thread, once per connection, before `accept` returns the connection.
+// (`CONSULNATIVE_RESULT_REJECTED_BY_APPLICATION`). Strings are valid only during the call. Runs on one of the
+// listener's own peer check threads (`peer_check_threads`, default 2), once per connection, before `accept`
+// returns the connection. No answer within the authorize timeout refuses the connection
+// (`CONSULNATIVE_RESULT_AUTHORIZATION_FAILED`).
 typedef int32_t (*consulnative_peer_check_callback)(void *userdata,
                                                     const char *peer_uri,
                                                     const char *peer_service);
@@ -233,7 +240,13 @@ consulnative_result consulnative_config_new(consulnative_config **out);
 // `token_file`, `datacenter`, `namespace`, `partition`, `http_auth` (`user:pass`), `ca_file`, `ca_path`,
 // `client_cert`, `client_key`, `tls_server_name`, `tls_verify` (`true`/`false`), and durations in
 // milliseconds: `request_timeout_ms`, `blocking_wait_ms`, `retry_max_ms`, `handshake_timeout_ms`,
-// `authorize_timeout_ms`. An unknown key or a bad value is `CONSULNATIVE_RESULT_INVALID_ARGUMENT`.
+// `authorize_timeout_ms`. Limits of every listener (positive whole numbers): `max_handshakes` (default 256:
+// connections between accept and admission; beyond it new ones wait in the kernel backlog), `accept_queue`
+// (128: admitted connections waiting for accept), `refusal_queue` (256: refusals waiting for the refusal
+// callback), `max_authorizations` (16: authorize calls in flight), `peer_check_threads` (2),
+// `busy_handshake_timeout_ms` (1000: handshakes cut when every slot is taken); of peer certificate chains, on
+// both sides: `max_chain_certs` (8) and `max_chain_bytes` (32768). An unknown key or a bad value is
+// `CONSULNATIVE_RESULT_INVALID_ARGUMENT`.
 // A NULL or empty value clears an optional key.
 consulnative_result consulnative_config_set(consulnative_config *config,
                                             const char *key,
@@ -370,6 +383,18 @@ consulnative_result consulnative_listener_set_peer_check(const consulnative_list
 consulnative_result consulnative_listener_counts(const consulnative_listener *listener,
                                                  uint64_t *out_accepted,
                                                  uint64_t *out_refused);
+
+// Writes the listener's counters and limits as a JSON object: `accepted`, `refused`, `refusals_dropped`
+// (refusals the refusal callback could not be told about one by one: its queue was full, and it got one
+// "N refusals dropped" refusal instead), `handshakes_cut` (TLS handshakes cut because every handshake slot was
+// taken), `accept_errors` (e.g. no descriptors left), `saturated` (times the listener stopped accepting because
+// every handshake slot was taken), `in_progress` (connections between accept and admission now), `waiting`
+// (admitted connections waiting for `consulnative_listener_accept`), and `limits` {`max_handshakes`,
+// `accept_queue`, `refusal_queue`, `max_authorizations`, `peer_check_threads`, `busy_handshake_timeout_ms`}.
+consulnative_result consulnative_listener_stats(const consulnative_listener *listener,
+                                                char *buf,
+                                                size_t len,
+                                                size_t *out_n);
 
 // Stops accepting and releases the port; a blocked `accept` returns `CONSULNATIVE_RESULT_CLOSED`. Safe to call
 // from another thread while `accept` waits. Idempotent; NULL is a no-op.

@@ -32,7 +32,13 @@ pub extern "C" fn consulnative_config_new(out: *mut *mut consulnative_config) ->
 /// `token_file`, `datacenter`, `namespace`, `partition`, `http_auth` (`user:pass`), `ca_file`, `ca_path`,
 /// `client_cert`, `client_key`, `tls_server_name`, `tls_verify` (`true`/`false`), and durations in
 /// milliseconds: `request_timeout_ms`, `blocking_wait_ms`, `retry_max_ms`, `handshake_timeout_ms`,
-/// `authorize_timeout_ms`. An unknown key or a bad value is `CONSULNATIVE_RESULT_INVALID_ARGUMENT`.
+/// `authorize_timeout_ms`. Limits of every listener (positive whole numbers): `max_handshakes` (default 256:
+/// connections between accept and admission; beyond it new ones wait in the kernel backlog), `accept_queue`
+/// (128: admitted connections waiting for accept), `refusal_queue` (256: refusals waiting for the refusal
+/// callback), `max_authorizations` (16: authorize calls in flight), `peer_check_threads` (2),
+/// `busy_handshake_timeout_ms` (1000: handshakes cut when every slot is taken); of peer certificate chains, on
+/// both sides: `max_chain_certs` (8) and `max_chain_bytes` (32768). An unknown key or a bad value is
+/// `CONSULNATIVE_RESULT_INVALID_ARGUMENT`.
 /// A NULL or empty value clears an optional key.
 #[no_mangle]
 pub extern "C" fn consulnative_config_set(

@@ -17,6 +17,7 @@ mod conn;
 mod enums;
 mod library;
 mod listener;
+mod log_queue;
 mod result;
 mod service;
 

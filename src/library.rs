@@ -1,9 +1,9 @@
 //! Library-wide functions: version, result names, the last error message, logging.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 
 use super::args::{call, last_error, write_text};
-use super::ForeignCallback;
+use super::{log_queue, ForeignCallback};
 use crate::enums::consulnative_log_level;
 use crate::result::consulnative_result;
 use consulnative_core::api::{bridge_log_crate, set_log_sink, LogLevel, LogSink};
@@ -36,8 +36,10 @@ pub extern "C" fn consulnative_last_error(buf: *mut c_char, len: usize, out_n: *
 
 static LOGGER_CALLBACK: std::sync::Mutex<Option<std::sync::Arc<ForeignCallback>>> = std::sync::Mutex::new(None);
 
-/// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called from
-/// any library thread; it must not call `consulnative_set_logger`. Messages never contain tokens or keys.
+/// A log callback: `level` is a `consulnative_log_level`, `message` is valid only during the call. Called on the
+/// library's own log thread, one line at a time and in order, never on a thread that handshakes or authorizes: a
+/// slow callback delays only later lines. When more than 1024 lines wait, the others are counted and one warning
+/// says how many were dropped. It must not call `consulnative_set_logger`. Messages never contain tokens or keys.
 pub type consulnative_log_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, level: consulnative_log_level, message: *const c_char)>;
 
@@ -56,11 +58,9 @@ pub extern "C" fn consulnative_set_logger(
         let level = consulnative_log_level::core_level(max_level);
         let foreign = callback.map(|_| ForeignCallback::new(userdata, None));
         let sink: Option<LogSink> = callback.zip(foreign.clone()).map(|(f, foreign)| {
-            std::sync::Arc::new(move |level: LogLevel, message: &str| {
-                let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-                // SAFETY: the application's callback, called with its own userdata and a valid string.
-                foreign.call(|ud| unsafe { f(ud, level.into(), text.as_ptr()) });
-            }) as LogSink
+            let target = log_queue::Target { foreign, function: Some(f) };
+            std::sync::Arc::new(move |level: LogLevel, message: &str| log_queue::push(&target, level, message))
+                as LogSink
         });
         set_log_sink(sink, level);
         bridge_log_crate();

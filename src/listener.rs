@@ -42,7 +42,10 @@ impl Drop for consulnative_listener {
 /// Told about each refused inbound connection: `result` is why (a `consulnative_result`: e.g.
 /// `CONSULNATIVE_RESULT_AUTHORIZATION_DENIED`), `peer_address` is `ip:port`, `peer_uri` the client's SPIFFE URI
 /// or NULL if the handshake failed before it was known, `message` the detail (the agent's reason). Strings are
-/// valid only during the call. Runs on a library thread.
+/// valid only during the call. Runs on the listener's own refusal thread, one call at a time, never on a thread
+/// that handshakes or authorizes: a slow callback delays only later refusal reports. When more than
+/// `refusal_queue` (a config key, default 256) refusals wait, the others are counted and reported in one call
+/// whose message starts "N refusals dropped" (address, URI and result are then the last one's).
 pub type consulnative_refusal_callback = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -54,8 +57,10 @@ pub type consulnative_refusal_callback = Option<
 >;
 
 /// An application's own check of a client the agent allowed: return 0 to admit it, anything else to refuse it
-/// (`CONSULNATIVE_RESULT_REJECTED_BY_APPLICATION`). Strings are valid only during the call. Runs on a library
-/// thread, once per connection, before `accept` returns the connection.
+/// (`CONSULNATIVE_RESULT_REJECTED_BY_APPLICATION`). Strings are valid only during the call. Runs on one of the
+/// listener's own peer check threads (`peer_check_threads`, default 2), once per connection, before `accept`
+/// returns the connection. No answer within the authorize timeout refuses the connection
+/// (`CONSULNATIVE_RESULT_AUTHORIZATION_FAILED`).
 pub type consulnative_peer_check_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, peer_uri: *const c_char, peer_service: *const c_char) -> i32>;
 
@@ -158,6 +163,46 @@ pub extern "C" fn consulnative_listener_counts(
         set_out(out_accepted, a);
         set_out(out_refused, r);
         Ok(())
+    })
+}
+
+/// Writes the listener's counters and limits as a JSON object: `accepted`, `refused`, `refusals_dropped`
+/// (refusals the refusal callback could not be told about one by one: its queue was full, and it got one
+/// "N refusals dropped" refusal instead), `handshakes_cut` (TLS handshakes cut because every handshake slot was
+/// taken), `accept_errors` (e.g. no descriptors left), `saturated` (times the listener stopped accepting because
+/// every handshake slot was taken), `in_progress` (connections between accept and admission now), `waiting`
+/// (admitted connections waiting for `consulnative_listener_accept`), and `limits` {`max_handshakes`,
+/// `accept_queue`, `refusal_queue`, `max_authorizations`, `peer_check_threads`, `busy_handshake_timeout_ms`}.
+#[no_mangle]
+pub extern "C" fn consulnative_listener_stats(
+    listener: *const consulnative_listener,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
+    call(|| {
+        let listener = &arg_ref(listener, "listener")?.listener;
+        let s = listener.stats();
+        let l = listener.limits();
+        let json = serde_json::json!({
+            "accepted": s.accepted,
+            "refused": s.refused,
+            "refusals_dropped": s.refusals_dropped,
+            "handshakes_cut": s.handshakes_cut,
+            "accept_errors": s.accept_errors,
+            "saturated": s.saturated,
+            "in_progress": s.in_progress,
+            "waiting": s.waiting,
+            "limits": {
+                "max_handshakes": l.max_handshakes,
+                "accept_queue": l.accept_queue,
+                "refusal_queue": l.refusal_queue,
+                "max_authorizations": l.max_authorizations,
+                "peer_check_threads": l.peer_check_threads,
+                "busy_handshake_timeout_ms": l.busy_handshake_timeout.as_millis() as u64,
+            },
+        });
+        write_text(&json.to_string(), buf, len, out_n)
     })
 }
 

@@ -234,6 +234,7 @@ _SIGNATURES = {
     "consulnative_listener_set_peer_check": (
         _RESULT, [HANDLE, PEER_CHECK_CALLBACK, c_void_p, DROP_CALLBACK], "check"),
     "consulnative_listener_counts": (_RESULT, [HANDLE, POINTER(c_uint64), POINTER(c_uint64)], "check"),
+    "consulnative_listener_stats": (_RESULT, [HANDLE, c_void_p, c_size_t, OUT_SIZE], "text"),
     "consulnative_listener_close": (None, [HANDLE], None),
     "consulnative_listener_free": (None, [HANDLE], None),
     # services

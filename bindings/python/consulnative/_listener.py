@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from ctypes import byref, c_uint64, c_void_p
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _ffi
 from ._common import interruptible, split_address
@@ -28,7 +29,15 @@ class Refusal:
     peer_uri: Optional[str]
     """The client's SPIFFE URI, or None if the handshake failed before it was known."""
     message: str
-    """The detail (for a denial, the agent's reason)."""
+    """The detail (for a denial, the agent's reason). A refusal that stands for several the callback could not be
+    told about one by one (it was too slow: more than the ``refusal_queue`` config key were waiting) starts with
+    ``"N refusals dropped"``; see :attr:`dropped`."""
+
+    @property
+    def dropped(self) -> int:
+        """How many refusals this one stands for when the callback did not keep up (0 for a single refusal)."""
+        count, sep, _ = self.message.partition(" refusals dropped")
+        return int(count) if sep and count.isdigit() else 0
 
     @property
     def reason(self) -> str:
@@ -89,8 +98,11 @@ class Listener(Managed):
             raise StopIteration from None
 
     def on_refused(self, callback: Optional[Callable[[Refusal], None]]) -> None:
-        """Calls ``callback(refusal)`` on a library thread for each refused connection (denied by intentions, no
-        or foreign certificate, handshake timeout, peer check...). ``None`` clears it."""
+        """Calls ``callback(refusal)`` for each refused connection (denied by intentions, no or foreign
+        certificate, handshake timeout, peer check...), in order, on the listener's own refusal thread: a slow
+        callback never delays handshakes or authorization. When it falls more than ``refusal_queue`` (a client
+        config key, default 256) refusals behind, the others are counted and reported in one :class:`Refusal`
+        whose :attr:`Refusal.dropped` says how many. ``None`` clears it."""
         if callback is None:
             with self._use() as ptr:
                 _lib.consulnative_listener_on_refused(ptr, NULL_REFUSAL, None, NULL_DROP)
@@ -118,9 +130,10 @@ class Listener(Managed):
         self._has_refusal_cb = True
 
     def set_peer_check(self, check: Optional[Callable[[str, str], bool]]) -> None:
-        """Installs the application's own check, run on a library thread after the agent allowed a client:
-        ``check(peer_uri, peer_service)`` returns True to admit it; False (or an exception) refuses it with
-        :class:`RejectedByApplication`. ``None`` clears it."""
+        """Installs the application's own check, run after the agent allowed a client on one of the listener's
+        peer check threads (``peer_check_threads`` config key, default 2): ``check(peer_uri, peer_service)``
+        returns True to admit it; False (or an exception) refuses it with :class:`RejectedByApplication`. No
+        answer within the client's ``authorize_timeout_ms`` refuses it too. ``None`` clears it."""
         if check is None:
             with self._use() as ptr:
                 _lib.consulnative_listener_set_peer_check(ptr, NULL_PEER_CHECK, None, NULL_DROP)
@@ -142,6 +155,18 @@ class Listener(Managed):
         with self._use() as ptr:
             _lib.consulnative_listener_counts(ptr, byref(accepted), byref(refused))
         return accepted.value, refused.value
+
+    @property
+    def stats(self) -> Dict[str, Any]:
+        """What the listener's bounds did (``consulnative_listener_stats``): ``accepted``, ``refused``,
+        ``refusals_dropped`` (refusals the callback got only as a count), ``handshakes_cut`` (cut while every
+        handshake slot was taken), ``accept_errors`` (e.g. no descriptors left), ``saturated``, ``in_progress``,
+        ``waiting`` (admitted, not yet accepted), and ``limits`` (the ones it runs with: ``max_handshakes``,
+        ``accept_queue``, ``refusal_queue``, ``max_authorizations``, ``peer_check_threads``,
+        ``busy_handshake_timeout_ms``; set them as client config keys)."""
+        with self._use() as ptr:
+            stats: Dict[str, Any] = json.loads(_ffi.read_text(_lib.consulnative_listener_stats, ptr))
+        return stats
 
     def _before_free(self, ptr: int) -> None:
         # Wake any blocked accept (it returns CLOSED) and detach our callbacks before the free.

@@ -92,3 +92,18 @@ def test_tiny_and_huge_timeouts(ready):
     assert _ffi.timeout_ms(math.inf) == -1 and _ffi.timeout_ms(1e300) == -1
     web = ready("web")
     web.wait_ready(math.inf)
+
+
+def test_a_sliced_wait_on_the_main_thread_reports_the_whole_timeout(ready):
+    # The main thread waits in 250 ms slices (so Ctrl-C works); the error must still say the caller's timeout.
+    assert threading.current_thread() is threading.main_thread()
+    db = ready("db")
+    with db.listen() as listener:
+        with pytest.raises(consulnative.TimeoutError) as caught:
+            listener.accept(timeout=0.6)
+        assert "timed out after 600ms" in caught.value.message, caught.value.message
+    with consulnative.Client(address=f"127.0.0.1:{free_port()}", **FAST) as nowhere:
+        with nowhere.service("web") as svc:
+            with pytest.raises(consulnative.NotReady) as not_ready:
+                svc.wait_ready(0.6)
+            assert "waited 600ms" in not_ready.value.message, not_ready.value.message

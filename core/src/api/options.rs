@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::agent::config::AgentConfig;
 use crate::error::{Error, Result};
+use crate::net::limits::{ListenLimits, MAX_AUTHORIZATIONS, MAX_COUNT, MAX_PEER_CHECK_THREADS};
+use crate::tls::ChainLimits;
 use crate::watch::WatchTiming;
 
 /// Every key [`ClientOptions::set`] accepts, in the order the documentation lists them.
@@ -28,6 +30,14 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retry_max_ms",
     "handshake_timeout_ms",
     "authorize_timeout_ms",
+    "max_handshakes",
+    "accept_queue",
+    "refusal_queue",
+    "max_authorizations",
+    "peer_check_threads",
+    "busy_handshake_timeout_ms",
+    "max_chain_certs",
+    "max_chain_bytes",
 ];
 
 /// Everything a client can be configured with.
@@ -41,6 +51,10 @@ pub struct ClientOptions {
     pub handshake_timeout: Duration,
     /// Bound on each authorize call (a listener may override it).
     pub authorize_timeout: Duration,
+    /// Bounds of every listener of this client's services (a listener may override them).
+    pub listen_limits: ListenLimits,
+    /// Bounds on the certificate chains peers send, on both sides (listeners and dials).
+    pub chain_limits: ChainLimits,
     /// Set when `token_file` was given explicitly: an explicit token then does not override it.
     explicit_token_file: bool,
 }
@@ -53,6 +67,8 @@ impl Default for ClientOptions {
             watch: WatchTiming::default(),
             handshake_timeout: Duration::from_secs(10),
             authorize_timeout: Duration::from_secs(5),
+            listen_limits: ListenLimits::default(),
+            chain_limits: ChainLimits::default(),
             explicit_token_file: false,
         }
     }
@@ -70,6 +86,11 @@ impl ClientOptions {
     /// `tls_server_name`, `tls_verify` (`true`/`false`), and durations in milliseconds: `request_timeout_ms`,
     /// `blocking_wait_ms`, `retry_max_ms`, `handshake_timeout_ms`, `authorize_timeout_ms`.
     ///
+    /// Limits (positive integers; see [`ListenLimits`] and [`ChainLimits`]): `max_handshakes` (256),
+    /// `accept_queue` (128), `refusal_queue` (256), `max_authorizations` (16, at most 128), `peer_check_threads`
+    /// (2, at most 64), `busy_handshake_timeout_ms` (1000), `max_chain_certs` (8, at most 64), `max_chain_bytes`
+    /// (32768, at most 1 MiB).
+    ///
     /// Token precedence is Consul's: an explicit `token_file`, an explicit `token`, `CONSUL_HTTP_TOKEN_FILE`,
     /// `CONSUL_HTTP_TOKEN`. An unknown key or a bad value is [`crate::api::ErrorKind::InvalidArgument`]; the
     /// token's value never appears in a message.
@@ -80,6 +101,32 @@ impl ClientOptions {
             "token" if !self.explicit_token_file => self.agent.token_file = None,
             _ => {}
         }
+        let count = |max: usize| -> Result<usize> {
+            let v = value.ok_or_else(|| Error::invalid(format!("`{key}` needs a value")))?;
+            match v.trim().parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(Error::invalid(format!("`{key}` must be a whole number from 1 to {max}, got {v:?}"))),
+            }
+        };
+        let limits = &mut self.listen_limits;
+        match key {
+            "max_handshakes" => limits.max_handshakes = count(MAX_COUNT)?,
+            "accept_queue" => limits.accept_queue = count(MAX_COUNT)?,
+            "refusal_queue" => limits.refusal_queue = count(MAX_COUNT)?,
+            "max_authorizations" => limits.max_authorizations = count(MAX_AUTHORIZATIONS)?,
+            "peer_check_threads" => limits.peer_check_threads = count(MAX_PEER_CHECK_THREADS)?,
+            "busy_handshake_timeout_ms" => {
+                limits.busy_handshake_timeout = Duration::from_millis(count(MAX_COUNT)? as u64)
+            }
+            "max_chain_certs" => self.chain_limits.max_certs = count(64)?,
+            "max_chain_bytes" => self.chain_limits.max_bytes = count(1 << 20)?,
+            _ => return self.set_agent_key(key, value),
+        }
+        Ok(())
+    }
+
+    /// The keys of the agent connection and of the timeouts.
+    fn set_agent_key(&mut self, key: &str, value: Option<&str>) -> Result<()> {
         let text = || value.map(str::to_string);
         let path = || value.map(PathBuf::from);
         let millis = || -> Result<Duration> {
@@ -130,6 +177,8 @@ mod tests {
         for key in CONFIG_KEYS {
             let value = if key.ends_with("_ms") {
                 "1500"
+            } else if key.starts_with("max_") || key.ends_with("_queue") || key.ends_with("_threads") {
+                "8"
             } else if *key == "tls_verify" {
                 "false"
             } else {
@@ -153,6 +202,41 @@ mod tests {
         o.set("token_file", Some("/explicit")).unwrap();
         o.set("token", Some("t")).unwrap();
         assert_eq!(o.agent.token_file, Some(PathBuf::from("/explicit")));
+    }
+
+    #[test]
+    fn limits_are_positive_bounded_whole_numbers() {
+        let mut o = ClientOptions::default();
+        assert_eq!(o.listen_limits, ListenLimits::default());
+        assert_eq!(o.chain_limits, ChainLimits::default());
+        o.set("max_handshakes", Some("32")).unwrap();
+        o.set("accept_queue", Some(" 4 ")).unwrap();
+        o.set("refusal_queue", Some("1")).unwrap();
+        o.set("max_authorizations", Some("128")).unwrap();
+        o.set("peer_check_threads", Some("3")).unwrap();
+        o.set("busy_handshake_timeout_ms", Some("250")).unwrap();
+        o.set("max_chain_certs", Some("3")).unwrap();
+        o.set("max_chain_bytes", Some("4096")).unwrap();
+        let l = o.listen_limits;
+        assert_eq!((l.max_handshakes, l.accept_queue, l.refusal_queue), (32, 4, 1));
+        assert_eq!((l.max_authorizations, l.peer_check_threads), (128, 3));
+        assert_eq!(l.busy_handshake_timeout, Duration::from_millis(250));
+        assert_eq!(o.chain_limits, ChainLimits { max_certs: 3, max_bytes: 4096 });
+        for (key, bad) in [
+            ("max_handshakes", "0"),
+            ("accept_queue", "-1"),
+            ("refusal_queue", "lots"),
+            ("max_authorizations", "129"),
+            ("peer_check_threads", "65"),
+            ("max_chain_certs", "65"),
+            ("max_chain_bytes", "1048577"),
+            ("busy_handshake_timeout_ms", "0"),
+        ] {
+            let err = o.set(key, Some(bad)).unwrap_err();
+            assert!(err.message().contains(key) && err.message().contains("whole number"), "{err}");
+        }
+        assert!(o.set("max_handshakes", None).unwrap_err().message().contains("needs a value"));
+        assert_eq!(o.listen_limits, l, "a refused value changes nothing");
     }
 
     #[test]

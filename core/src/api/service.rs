@@ -12,7 +12,7 @@ use crate::net::dialer::{check_service_name, connect};
 use crate::net::listener::ListenerContext;
 use crate::net::resolver::{check_host_port, discover};
 use crate::net::{Conn, ListenOptions, Listener};
-use crate::tls::{client_config, server_config, CertSource, Expected};
+use crate::tls::{client_config_with, server_config_with, CertSource, Expected};
 use crate::watch::{ServiceCerts, ServiceEvent, ServiceStatus};
 
 /// A change callback (leaf rotated, roots changed, watch error). Runs on a library watch thread: keep it short.
@@ -96,14 +96,19 @@ impl Service {
     /// verifies clients against the current roots (chain only: authorization is the caller's job, e.g. with
     /// [`Service::listen`] instead). Reads the certificates at every handshake, so rotations apply.
     pub fn tls_server_config(&self, alpn: Vec<Vec<u8>>) -> Result<Arc<rustls::ServerConfig>> {
-        server_config(self.certs.clone(), alpn)
+        server_config_with(self.certs.clone(), alpn, self.client.options.chain_limits)
     }
 
     /// A rustls client configuration presenting this service's leaf and checking that the server's chain
     /// verifies against the current roots and that it presents the SPIFFE URI `expected_uri`. Connect with
     /// [`Service::tls_server_name`] as the server name (Connect certificates carry no DNS name).
     pub fn tls_client_config(&self, expected_uri: &str, alpn: Vec<Vec<u8>>) -> Result<Arc<rustls::ClientConfig>> {
-        client_config(self.certs.clone(), Expected::Uri(expected_uri.to_string()), alpn)
+        client_config_with(
+            self.certs.clone(),
+            Expected::Uri(expected_uri.to_string()),
+            alpn,
+            self.client.options.chain_limits,
+        )
     }
 
     /// The server name to pass with a [`Service::tls_client_config`] configuration.
@@ -121,15 +126,18 @@ impl Service {
         self.certs.status()
     }
 
-    /// Listens on `addr` for Connect clients: mutual TLS, then authorization by the agent. Timeouts the options
-    /// leave unset are the client's.
+    /// Listens on `addr` for Connect clients: mutual TLS, then authorization by the agent. Timeouts and limits
+    /// the options leave unset are the client's.
     pub fn listen(&self, addr: SocketAddr, mut options: ListenOptions) -> Result<Listener> {
         let source: Arc<dyn CertSource> = self.certs.clone();
-        options.handshake_timeout = options.handshake_timeout.or(Some(self.client.options.handshake_timeout));
-        options.authorize_timeout = options.authorize_timeout.or(Some(self.client.options.authorize_timeout));
+        let client = &self.client.options;
+        options.handshake_timeout = options.handshake_timeout.or(Some(client.handshake_timeout));
+        options.authorize_timeout = options.authorize_timeout.or(Some(client.authorize_timeout));
+        options.limits = options.limits.or(Some(client.listen_limits));
+        let chain_limits = options.chain_limits.unwrap_or(client.chain_limits);
         let ctx = ListenerContext {
             service: self.name().to_string(),
-            tls: server_config(source, options.alpn.clone())?,
+            tls: server_config_with(source, options.alpn.clone(), chain_limits)?,
             authorizer: Arc::new(AgentAuthorizer { agent: self.client.agent.clone() }),
         };
         Listener::bind(addr, ctx, options)
@@ -141,6 +149,10 @@ impl Service {
         let (_, roots) = self.certs.readiness()?;
         let source: Arc<dyn CertSource> = self.certs.clone();
         let namespace = self.client.options.agent.namespace.clone().unwrap_or_else(|| "default".into());
+        let limits = self.client.options.chain_limits;
+        let client_config = |source: Arc<dyn CertSource>, expected: Expected, alpn: Vec<Vec<u8>>| {
+            client_config_with(source, expected, alpn, limits)
+        };
         match target {
             DialTarget::Address { address, expected } => {
                 check_host_port(address)?;

@@ -1,9 +1,14 @@
 //! Authorization of inbound connections: after the TLS handshake verified the client's chain, ask the agent
 //! (`POST /v1/agent/connect/authorize`) whether the intentions let this client in. Fail closed: a denial, an error
 //! or a timeout all refuse the connection, with a reason that says which.
+//!
+//! Each listener bounds its calls in flight (a semaphore): a flood of clients with valid certificates cannot
+//! fill the runtime's blocking pool, and a call that cannot start within the authorize timeout is refused too.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::agent::client::AgentClient;
 use crate::agent::types::AuthorizeRequest;
@@ -48,17 +53,58 @@ impl Authorizer for AgentAuthorizer {
     }
 }
 
-/// Runs the authorizer on the blocking pool, bounded by `timeout`, so no async worker ever waits on the agent.
+/// Runs the authorizer on the blocking pool once one of `slots` is free, the wait and the call together bounded
+/// by `timeout`, so no async worker ever waits on the agent. The slot is held until the call really returns (a
+/// call past its timeout still holds it), so the blocking threads in use never exceed the slots.
 pub async fn authorize(
     authorizer: Arc<dyn Authorizer>,
+    slots: Arc<Semaphore>,
     target: String,
     peer: PeerIdentity,
     timeout: Duration,
 ) -> Result<String> {
     let uri = peer.uri.clone();
     let t = target.clone();
-    let call = tokio::task::spawn_blocking(move || authorizer.authorize(&target, &peer, timeout));
-    match tokio::time::timeout(timeout + Duration::from_millis(100), call).await {
+    let started = Instant::now();
+    let not_started = || {
+        Error::new(
+            Code::AuthorizationFailed,
+            format!(
+                "authorize call for {uri} => {t} could not start within {}: every authorize slot of the listener \
+                 was taken (max_authorizations), connection refused",
+                fmt_duration(timeout)
+            ),
+        )
+    };
+    // A slot that frees up with almost no time left is not worth an agent call that cannot finish.
+    let least = (timeout / 10).min(Duration::from_millis(100));
+    let closed = || {
+        Error::new(
+            Code::AuthorizationFailed,
+            format!("authorize call for {uri} => {t} not made: the listener is closed, connection refused"),
+        )
+    };
+    let (slot, waited) = match slots.clone().try_acquire_owned() {
+        Ok(slot) => (slot, false),
+        Err(TryAcquireError::Closed) => return Err(closed()),
+        Err(TryAcquireError::NoPermits) => {
+            match tokio::time::timeout(timeout.saturating_sub(least), slots.acquire_owned()).await {
+                Ok(Ok(slot)) => (slot, true),
+                Ok(Err(_)) => return Err(closed()),
+                Err(_) => return Err(not_started()),
+            }
+        }
+    };
+    // A call that had to wait for its slot gets what is left of the timeout.
+    let remaining = if waited { timeout.saturating_sub(started.elapsed()) } else { timeout };
+    if remaining < least {
+        return Err(not_started());
+    }
+    let call = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        authorizer.authorize(&target, &peer, remaining)
+    });
+    match tokio::time::timeout(remaining + Duration::from_millis(100), call).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => {
             Err(Error::new(Code::AuthorizationFailed, format!("authorize call for {uri} => {t} failed: {join}")))

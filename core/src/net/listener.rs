@@ -1,22 +1,24 @@
 //! The Connect listener: accepts TCP, runs the mutual-TLS handshake and the authorization of every connection
-//! concurrently on the runtime (each bounded by a timeout, so a silent client never delays others), and queues the
-//! admitted connections for `accept`.
+//! concurrently on the runtime (see `admission.rs`: every stage bounded, so neither silent clients nor a flood
+//! of junk delays the others for long), and queues the admitted connections for `accept`. Application callbacks
+//! run on the listener's own threads (`callbacks.rs`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Mutex};
-use tokio_rustls::TlsAcceptor;
 
-use super::authorize::{authorize, Authorizer};
+pub(crate) use super::admission::ListenerContext;
+use super::admission::{accept_loop, Shared};
 use super::conn::Conn;
+use super::limits::ListenLimits;
 use crate::error::{Code, Error, Result};
-use crate::log::{debug, info, warning};
+use crate::log::info;
 use crate::runtime::{block_on, handle, with_timeout};
-use crate::tls::{handshake_error, peer_identity, PeerIdentity};
+use crate::tls::{ChainLimits, PeerIdentity};
 
 /// Used when neither the listener's options nor the client set a handshake timeout.
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,22 +26,19 @@ const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_AUTHORIZE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options of one listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListenOptions {
     /// ALPN protocols offered, in preference order (empty: no ALPN).
     pub alpn: Vec<Vec<u8>>,
     /// Bound on the TLS handshake of each connection (`None`: the client's `handshake_timeout`).
     pub handshake_timeout: Option<Duration>,
-    /// Bound on the authorize call of each connection (`None`: the client's `authorize_timeout`).
+    /// Bound on the authorize call of each connection, and separately on the application's peer check (`None`:
+    /// the client's `authorize_timeout`).
     pub authorize_timeout: Option<Duration>,
-    /// Admitted connections waiting for `accept`; beyond this, new connections wait in the kernel backlog.
-    pub queue: usize,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions { alpn: Vec::new(), handshake_timeout: None, authorize_timeout: None, queue: 128 }
-    }
+    /// The listener's bounds: handshakes, queues, callback threads (`None`: the client's).
+    pub limits: Option<ListenLimits>,
+    /// Bounds on the certificate chains clients send (`None`: the client's).
+    pub chain_limits: Option<ChainLimits>,
 }
 
 /// A refused inbound connection, as reported to the refusal callback.
@@ -51,35 +50,50 @@ pub struct Refusal {
     pub peer_uri: Option<String>,
     /// Why it was refused: the kind says what failed, the message the detail (e.g. the agent's reason).
     pub error: Error,
+    /// 0 for one refused connection. N when this stands for N refusals the callback could not be told about one
+    /// by one (its queue was full): the message then starts "N refusals dropped", and the address, URI and kind
+    /// are the last one's.
+    pub dropped: u64,
 }
 
-/// Called for every refused connection (on a runtime blocking thread).
+/// Called for every refused connection, in order, on the listener's own refusal thread (never on a thread that
+/// handshakes or authorizes). A slow callback makes refusals pile up to `refusal_queue`; beyond that they are
+/// counted and reported in one refusal with [`Refusal::dropped`] set.
 pub type RefusalCallback = Arc<dyn Fn(&Refusal) + Send + Sync>;
-/// An application's extra check of a peer the agent allowed; an `Err` refuses the connection.
+/// An application's extra check of a peer the agent allowed; an `Err` refuses the connection. Runs on the
+/// listener's peer check threads; no verdict within the authorize timeout refuses the connection.
 pub type PeerCheck = Arc<dyn Fn(&PeerIdentity) -> std::result::Result<(), String> + Send + Sync>;
 
-#[derive(Default)]
-struct Hooks {
-    on_refused: RwLock<Option<RefusalCallback>>,
-    peer_check: RwLock<Option<PeerCheck>>,
-    accepted: AtomicU64,
-    refused: AtomicU64,
+/// What a listener has done so far, and what it holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerStats {
+    /// Connections admitted (handshake, authorization and peer check passed).
+    pub accepted: u64,
+    /// Connections refused.
+    pub refused: u64,
+    /// Refusals the refusal callback was not told about one by one (its queue was full): reported in
+    /// "N refusals dropped" refusals.
+    pub refusals_dropped: u64,
+    /// TLS handshakes cut because the listener was busy (`busy_handshake_timeout`).
+    pub handshakes_cut: u64,
+    /// Failed `accept` calls (descriptor exhaustion and the like).
+    pub accept_errors: u64,
+    /// Times every handshake slot was taken, so the listener stopped accepting for a while.
+    pub saturated: u64,
+    /// Connections between accept and admission right now (at most `max_handshakes`).
+    pub in_progress: u64,
+    /// Admitted connections waiting for `accept` right now (at most `accept_queue`).
+    pub waiting: u64,
 }
 
 /// A listening Connect service endpoint.
 pub struct Listener {
     local_addr: SocketAddr,
     queue: Mutex<mpsc::Receiver<Conn>>,
+    queue_tx: mpsc::Sender<Conn>,
     closed: watch::Sender<bool>,
     accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    hooks: Arc<Hooks>,
-}
-
-/// What the listener needs from its service.
-pub(crate) struct ListenerContext {
-    pub service: String,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub authorizer: Arc<dyn Authorizer>,
+    shared: Arc<Shared>,
 }
 
 impl Listener {
@@ -88,17 +102,24 @@ impl Listener {
         let tcp = block_on(async { TcpListener::bind(addr).await })
             .map_err(|e| Error::io(&format!("cannot listen on {addr}"), &e))?;
         let local_addr = tcp.local_addr().map_err(|e| Error::io("listener address", &e))?;
-        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let limits = options.limits.unwrap_or_default();
+        let (tx, rx) = mpsc::channel(limits.accept_queue.max(1));
         let (closed_tx, closed_rx) = watch::channel(false);
-        let hooks = Arc::new(Hooks::default());
         info!("service \"{}\" listening on {local_addr}", ctx.service);
-        let task = handle().spawn(accept_loop(tcp, Arc::new(ctx), options, tx, closed_rx, hooks.clone()));
+        let shared = Arc::new(Shared::new(
+            ctx,
+            limits,
+            options.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+            options.authorize_timeout.unwrap_or(DEFAULT_AUTHORIZE_TIMEOUT),
+        ));
+        let task = handle().spawn(accept_loop(tcp, shared.clone(), tx.clone(), closed_rx));
         Ok(Listener {
             local_addr,
             queue: Mutex::new(rx),
+            queue_tx: tx,
             closed: closed_tx,
             accept_task: std::sync::Mutex::new(Some(task)),
-            hooks,
+            shared,
         })
     }
 
@@ -126,9 +147,11 @@ impl Listener {
     }
 
     /// Stops accepting: blocked `accept` calls return `Closed`, and the port is released before this returns.
-    /// Idempotent.
+    /// Connections not yet admitted are dropped, and the callback threads stop after their current call (queued
+    /// refusals are discarded). Idempotent.
     pub fn close(&self) {
         self.closed.send_replace(true);
+        self.shared.close();
         let task = self.accept_task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {
             block_on(async {
@@ -137,19 +160,42 @@ impl Listener {
         }
     }
 
-    /// Sets the callback told about every refused connection.
+    /// Sets the callback told about every refused connection (the first one starts the listener's refusal
+    /// thread).
     pub fn set_refusal_callback(&self, callback: Option<RefusalCallback>) {
-        *self.hooks.on_refused.write().unwrap_or_else(|e| e.into_inner()) = callback;
+        self.shared.refusals.set_callback(callback);
     }
 
-    /// Sets the application's extra peer check, run after the agent allowed a peer.
+    /// Sets the application's extra peer check, run after the agent allowed a peer (the first one starts the
+    /// listener's peer check threads).
     pub fn set_peer_check(&self, check: Option<PeerCheck>) {
-        *self.hooks.peer_check.write().unwrap_or_else(|e| e.into_inner()) = check;
+        self.shared.peer_checks.set_check(check);
     }
 
     /// Connections admitted and refused so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.hooks.accepted.load(Ordering::Relaxed), self.hooks.refused.load(Ordering::Relaxed))
+        let c = &self.shared.counters;
+        (c.accepted.load(Ordering::Relaxed), c.refused.load(Ordering::Relaxed))
+    }
+
+    /// Counters and current occupancy (see [`ListenerStats`]).
+    pub fn stats(&self) -> ListenerStats {
+        let c = &self.shared.counters;
+        ListenerStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            refusals_dropped: self.shared.refusals.dropped(),
+            handshakes_cut: c.handshakes_cut.load(Ordering::Relaxed),
+            accept_errors: c.accept_errors.load(Ordering::Relaxed),
+            saturated: c.saturated.load(Ordering::Relaxed),
+            in_progress: self.shared.in_progress(),
+            waiting: (self.queue_tx.max_capacity() - self.queue_tx.capacity()) as u64,
+        }
+    }
+
+    /// The bounds this listener runs with.
+    pub fn limits(&self) -> ListenLimits {
+        self.shared.limits
     }
 }
 
@@ -161,104 +207,4 @@ impl Drop for Listener {
 
 fn listener_closed() -> Error {
     Error::new(Code::Closed, "the listener is closed")
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    ctx: Arc<ListenerContext>,
-    options: ListenOptions,
-    queue: mpsc::Sender<Conn>,
-    mut closed: watch::Receiver<bool>,
-    hooks: Arc<Hooks>,
-) {
-    let acceptor = TlsAcceptor::from(ctx.tls.clone());
-    loop {
-        let (stream, peer_addr) = tokio::select! {
-            _ = closed.changed() => break,
-            accepted = tcp.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    warning!("service \"{}\": accept failed: {e}", ctx.service);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let (acceptor, ctx, options, queue, hooks) =
-            (acceptor.clone(), ctx.clone(), options.clone(), queue.clone(), hooks.clone());
-        let mut closed = closed.clone();
-        tokio::spawn(async move {
-            let admitted = tokio::select! {
-                _ = closed.changed() => return,
-                admitted = admit(stream, peer_addr, &acceptor, &ctx, &options, &hooks) => admitted,
-            };
-            match admitted {
-                Ok(conn) => {
-                    hooks.accepted.fetch_add(1, Ordering::Relaxed);
-                    // The queue is closed only when the listener is gone: the connection is then just dropped.
-                    let _ = queue.send(conn).await;
-                }
-                Err((peer_uri, error)) => {
-                    hooks.refused.fetch_add(1, Ordering::Relaxed);
-                    warning!(
-                        "service \"{}\" refused a connection from {peer_addr} ({}): {}",
-                        ctx.service,
-                        peer_uri.as_deref().unwrap_or("no verified identity"),
-                        error.message
-                    );
-                    let callback = hooks.on_refused.read().unwrap_or_else(|e| e.into_inner()).clone();
-                    if let Some(callback) = callback {
-                        let refusal = Refusal { peer_addr, peer_uri, error };
-                        let _ = tokio::task::spawn_blocking(move || callback(&refusal)).await;
-                    }
-                }
-            }
-        });
-    }
-    debug!("service \"{}\": listener closed", ctx.service);
-}
-
-/// Handshake, identity, authorization and the application's check, for one inbound connection.
-async fn admit(
-    stream: TcpStream,
-    peer_addr: SocketAddr,
-    acceptor: &TlsAcceptor,
-    ctx: &ListenerContext,
-    options: &ListenOptions,
-    hooks: &Hooks,
-) -> std::result::Result<Conn, (Option<String>, Error)> {
-    let _ = stream.set_nodelay(true);
-    let tls = with_timeout(
-        Some(options.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)),
-        || format!("TLS handshake with {peer_addr}"),
-        async { acceptor.accept(stream).await.map_err(|e| handshake_error(&e)) },
-    )
-    .await
-    .map_err(|e| (None, e))?;
-    let peer_certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
-    let peer = peer_identity(peer_certs).map_err(|e| (None, e))?;
-    let uri = Some(peer.uri.clone());
-    authorize(
-        ctx.authorizer.clone(),
-        ctx.service.clone(),
-        peer.clone(),
-        options.authorize_timeout.unwrap_or(DEFAULT_AUTHORIZE_TIMEOUT),
-    )
-    .await
-    .map_err(|e| (uri.clone(), e))?;
-    let check = hooks.peer_check.read().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(check) = check {
-        let p = peer.clone();
-        let verdict = tokio::task::spawn_blocking(move || check(&p))
-            .await
-            .unwrap_or_else(|e| Err(format!("the peer check panicked: {e}")));
-        if let Err(why) = verdict {
-            return Err((
-                uri,
-                Error::new(Code::RejectedByApplication, format!("{} rejected by the application: {why}", peer.uri)),
-            ));
-        }
-    }
-    Conn::new(tokio_rustls::TlsStream::Server(tls), peer).map_err(|e| (uri, e))
 }

@@ -5,7 +5,7 @@
 //! default), no session resumption (a resumed session would skip verification against the current roots and
 //! the expected identity), no SNI.
 
-use super::verify::{ClientVerifier, ServerVerifier};
+use super::verify::{ChainLimits, ClientVerifier, ServerVerifier};
 use crate::error::{Error, Result};
 use crate::identity::ServiceId;
 use rustls::client::{ResolvesClientCert, Resumption};
@@ -41,12 +41,23 @@ pub fn dial_server_name() -> ServerName<'static> {
     ServerName::try_from("consul-connect.invalid").expect("static DNS name is valid")
 }
 
-/// A listener's config: requires and verifies client certificates, presents the current leaf.
+/// A listener's config with the default [`ChainLimits`] (tests).
+#[cfg(test)]
 pub fn server_config(source: Arc<dyn CertSource>, alpn: Vec<Vec<u8>>) -> Result<Arc<ServerConfig>> {
+    server_config_with(source, alpn, ChainLimits::default())
+}
+
+/// A listener's config: requires and verifies client certificates (refusing chains over `limits` before
+/// verifying them), presents the current leaf.
+pub fn server_config_with(
+    source: Arc<dyn CertSource>,
+    alpn: Vec<Vec<u8>>,
+    limits: ChainLimits,
+) -> Result<Arc<ServerConfig>> {
     let mut config = ServerConfig::builder_with_provider(super::provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| Error::internal(format!("building the TLS server config: {e}")))?
-        .with_client_cert_verifier(Arc::new(ClientVerifier::new(source.clone())))
+        .with_client_cert_verifier(Arc::new(ClientVerifier::with_limits(source.clone(), limits)))
         .with_cert_resolver(Arc::new(LeafResolver { source }));
     config.alpn_protocols = alpn;
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -54,8 +65,20 @@ pub fn server_config(source: Arc<dyn CertSource>, alpn: Vec<Vec<u8>>) -> Result<
     Ok(Arc::new(config))
 }
 
-/// A dialer's config: presents the current leaf, verifies the server's chain and identity.
+/// A dialer's config with the default [`ChainLimits`] (tests).
+#[cfg(test)]
 pub fn client_config(source: Arc<dyn CertSource>, expected: Expected, alpn: Vec<Vec<u8>>) -> Result<Arc<ClientConfig>> {
+    client_config_with(source, expected, alpn, ChainLimits::default())
+}
+
+/// A dialer's config: presents the current leaf, verifies the server's chain (refusing chains over `limits`
+/// before verifying them) and identity.
+pub fn client_config_with(
+    source: Arc<dyn CertSource>,
+    expected: Expected,
+    alpn: Vec<Vec<u8>>,
+    limits: ChainLimits,
+) -> Result<Arc<ClientConfig>> {
     if let Expected::Uri(uri) = &expected {
         ServiceId::parse(uri).map_err(|e| Error::invalid(format!("expected peer identity: {}", e.message)))?;
     }
@@ -63,7 +86,7 @@ pub fn client_config(source: Arc<dyn CertSource>, expected: Expected, alpn: Vec<
         .with_protocol_versions(VERSIONS)
         .map_err(|e| Error::internal(format!("building the TLS client config: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ServerVerifier::new(source.clone(), expected)))
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier::with_limits(source.clone(), expected, limits)))
         .with_client_cert_resolver(Arc::new(LeafResolver { source }));
     config.alpn_protocols = alpn;
     config.enable_sni = false;

@@ -19,10 +19,13 @@ pub mod peer;
 mod tests;
 pub mod verify;
 
-pub use config::{client_config, dial_server_name, server_config, CertSource, Expected};
+#[cfg(test)]
+pub use config::{client_config, server_config};
+pub use config::{client_config_with, dial_server_name, server_config_with, CertSource, Expected};
 pub use errors::{from_rustls, handshake_error};
 pub use material::{verify_leaf, Leaf, Roots};
 pub use peer::{peer_identity, PeerIdentity};
+pub use verify::ChainLimits;
 
 use once_cell::sync::Lazy;
 use std::sync::Arc;

@@ -12,7 +12,12 @@ module ConsulNative
     # `https://`, `unix://`), `token`, `token_file`, `datacenter`, `namespace`, `partition`, `http_auth`,
     # `ca_file`, `ca_path`, `client_cert`, `client_key`, `tls_server_name`, `tls_verify` (true/false), and in
     # milliseconds `request_timeout_ms`, `blocking_wait_ms`, `retry_max_ms`, `handshake_timeout_ms`,
-    # `authorize_timeout_ms`. A nil value clears an optional key.
+    # `authorize_timeout_ms`. Limits of every listener (positive integers): `max_handshakes` (256: connections
+    # between accept and admission; beyond it new ones wait in the kernel backlog), `accept_queue` (128),
+    # `refusal_queue` (256: refusals waiting for the refusal block), `max_authorizations` (16),
+    # `peer_check_threads` (2), `busy_handshake_timeout_ms` (1000: handshakes cut when every slot is taken); of
+    # peer certificate chains: `max_chain_certs` (8) and `max_chain_bytes` (32768). A nil value clears an
+    # optional key.
     #
     # Nothing is sent to the agent until a service starts or a call is made.
     # @param config [Hash{Symbol=>String,Integer,Boolean,nil}]

@@ -1,11 +1,14 @@
 # frozen_string_literal: true
 
+require "json"
+
 module ConsulNative
   # A refused inbound connection, as told to {Listener#on_refused}.
   # @!attribute code [Integer] the `consulnative_result` (e.g. 12, authorization denied)
   # @!attribute peer_address [String] `ip:port`
   # @!attribute peer_uri [String, nil] the client's SPIFFE URI, nil if the handshake failed before it was known
-  # @!attribute message [String] the detail (the agent's reason)
+  # @!attribute message [String] the detail (the agent's reason); starts with "N refusals dropped" when this one
+  #   stands for N refusals the block did not keep up with (see {#dropped})
   Refusal = Struct.new(:code, :peer_address, :peer_uri, :message) do
     # @return [Class<Error>] the error class for {#code} (e.g. {AuthorizationDenied})
     def error_class
@@ -15,6 +18,12 @@ module ConsulNative
     # @return [String] the library's short name for the code
     def code_name
       ConsulNative.result_name(code)
+    end
+
+    # @return [Integer] how many refusals this one stands for when the block did not keep up (more than the
+    #   `refusal_queue` config key were waiting); 0 for a single refusal
+    def dropped
+      message.to_s[/\A(\d+) refusals dropped/, 1].to_i
     end
 
     alias_method :reason, :message
@@ -73,8 +82,11 @@ module ConsulNative
       end
     end
 
-    # Calls the block (on a library thread) for each refused connection: denied by intentions, no or foreign
-    # certificate, handshake failure, rejected by {#peer_check}. Replaces the previous block; nil clears it.
+    # Calls the block for each refused connection (denied by intentions, no or foreign certificate, handshake
+    # failure, rejected by {#peer_check}), in order, on the listener's own refusal thread: a slow or busy block
+    # never delays handshakes or authorization. When it falls more than `refusal_queue` (a client config key,
+    # default 256) refusals behind, the others are counted and reported in one {Refusal} whose {Refusal#dropped}
+    # says how many. Replaces the previous block; nil clears it.
     # @yieldparam refusal [Refusal]
     # @return [nil]
     def on_refused(&block)
@@ -92,8 +104,10 @@ module ConsulNative
       list
     end
 
-    # Sets the application's own check, run (on a library thread) after the agent allowed a client: a truthy
-    # result admits it, falsy (or an exception) refuses it with {RejectedByApplication}. nil block clears it.
+    # Sets the application's own check, run after the agent allowed a client on one of the listener's peer check
+    # threads (`peer_check_threads` config key, default 2): a truthy result admits it, falsy (or an exception)
+    # refuses it with {RejectedByApplication}; no answer within the client's `authorize_timeout_ms` refuses it
+    # too. nil block clears it.
     # @yieldparam peer_uri [String]
     # @yieldparam peer_service [String]
     # @return [nil]
@@ -110,6 +124,17 @@ module ConsulNative
       r = FFI::MemoryPointer.new(:uint64)
       use { |ptr| Native.check(Native.consulnative_listener_counts(ptr, a, r)) }
       { accepted: a.read(:uint64), refused: r.read(:uint64) }
+    end
+
+    # What the listener's bounds did: `accepted`, `refused`, `refusals_dropped` (refusals the block got only as a
+    # count), `handshakes_cut` (cut while every handshake slot was taken), `accept_errors` (e.g. no descriptors
+    # left), `saturated`, `in_progress`, `waiting` (admitted, not yet accepted), and `limits` (`max_handshakes`,
+    # `accept_queue`, `refusal_queue`, `max_authorizations`, `peer_check_threads`, `busy_handshake_timeout_ms`;
+    # set them as client config keys).
+    # @return [Hash{Symbol=>Integer,Hash}]
+    def stats
+      json = use { |ptr| Native.read_text { |b, l, n| Native.consulnative_listener_stats(ptr, b, l, n) } }
+      JSON.parse(json, symbolize_names: true)
     end
 
     # @return [String]

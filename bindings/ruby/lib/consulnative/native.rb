@@ -184,6 +184,7 @@ module ConsulNative
     attach_function :consulnative_listener_set_peer_check, %i[pointer peer_check_callback pointer drop_callback],
                     :uint32, B
     attach_function :consulnative_listener_counts, %i[pointer pointer pointer], :uint32, B
+    attach_function :consulnative_listener_stats, %i[pointer pointer size_t pointer], :uint32, B
     attach_function :consulnative_listener_close, [:pointer], :void, B
     attach_function :consulnative_listener_free, [:pointer], :void, B
 

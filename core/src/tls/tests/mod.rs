@@ -2,5 +2,6 @@
 //! come from the dev agent's CA (the `consulnative-devagent` dev-dependency) through [`support`].
 
 mod handshake;
+mod limits;
 mod rotation;
 pub(super) mod support;
