@@ -96,8 +96,8 @@ def config_keys(root: Path) -> List[str]:
     m = re.search(r"pub const CONFIG_KEYS: &\[&str\] = &\[(.*?)\];", text, re.S)
     if m:
         keys += re.findall(r'"([^"]+)"', m.group(1))
-    body = re.search(r"pub fn set\(.*?\n    }\n", text, re.S)
-    if body:
+    # `set` and the helpers it hands keys to (`set_agent_key`...).
+    for body in re.finditer(r"(?:pub )?fn set\w*\(.*?\n    }\n", text, re.S):
         keys += re.findall(r'^\s*"([a-z][a-z0-9_]*)"\s*(?:if [^=]*)?=>', body.group(0), re.M)
     return list(dict.fromkeys(keys))
 
