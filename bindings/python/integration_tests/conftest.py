@@ -8,10 +8,9 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List
 
 import pytest
 
@@ -136,9 +135,10 @@ http {{
     {http_block}
 }}
 """)
-        binary = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+        binary = os.environ.get("CONSULNATIVE_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
                                       "-e", str(prefix / "logs" / "error.log"), "-g", "daemon off;"],
+                                     env={k: v for k, v in os.environ.items() if k != "NGINX"},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         assert eventually(lambda: self.pid_file.exists() or self.proc.poll() is not None, 10), self.errors()
         assert self.proc.poll() is None, self.errors()
@@ -174,19 +174,9 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[str], Nginx]]:
         n.stop()
 
 
-def background(fn: Callable[[], None]) -> threading.Thread:
-    t = threading.Thread(target=fn, daemon=True)
-    t.start()
-    return t
-
-
 def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def opt(value: Optional[str]) -> str:
-    return value or ""
