@@ -59,17 +59,22 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {
-    api::set_log_sink(Some(Arc::new(|level, line| eprintln!("consulnative: {level:?}: {line}"))), args.log_level);
+    set_log_level(args.log_level);
     let mut options = ClientOptions::from_env();
     if let Some(address) = &args.address {
         options.set("address", Some(address)).map_err(|e| e.message().to_string())?;
     }
     let client = Client::new(options).map_err(|e| format!("cannot use the agent: {}", e.message()))?;
     match args.command {
-        Command::PemFiles(p) => pem_files::run(&client, &p),
+        Command::PemFiles(p) => pem_files::run(&client, &p, args.log_level),
         Command::Status { service, ready_timeout } => status::print_status(&client, &service, ready_timeout),
         Command::Authorize { source, destination } => status::authorize(&client, &source, &destination),
     }
+}
+
+/// Sends library log lines up to `level` to stderr.
+pub(crate) fn set_log_level(level: LogLevel) {
+    api::set_log_sink(Some(Arc::new(|level, line| eprintln!("consulnative: {level:?}: {line}"))), level);
 }
 
 /// The default library log level of the command.

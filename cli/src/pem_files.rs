@@ -5,17 +5,20 @@ use std::process::{Command, ExitCode};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use consulnative_core::api::{Client, PemFilesCallback, PemFilesWrite};
+use consulnative_core::api::{Client, LogLevel, PemFilesCallback, PemFilesWrite};
 
 use crate::args::{PemFilesArgs, PidSource, Reload};
 
 /// Waits for the certificates, writes them, then rewrites them and runs the reload after every change. Returns
 /// only with `--once` or on an error that stops it (no certificates within the ready timeout, an unwritable
-/// directory).
-pub fn run(client: &Client, args: &PemFilesArgs) -> Result<ExitCode, String> {
+/// directory). Watch errors during the first wait are not logged one by one: the final message carries the last.
+pub fn run(client: &Client, args: &PemFilesArgs, log_level: LogLevel) -> Result<ExitCode, String> {
     let name = &args.service;
+    crate::set_log_level(log_level.min(LogLevel::Error));
     let service = client.service(name).map_err(|e| e.message().to_string())?;
-    service.wait_ready(Some(args.ready_timeout)).map_err(|e| {
+    let ready = service.wait_ready(Some(args.ready_timeout));
+    crate::set_log_level(log_level);
+    ready.map_err(|e| {
         format!(
             "cannot get certificates for service \"{name}\" from the agent at {}: {}",
             client.agent_address(),
