@@ -13,7 +13,7 @@ class PemFilesTest < Minitest::Test
     agent, _client, _db, web = agent_db_web
     Dir.mktmpdir do |dir|
       changes = Queue.new
-      web.write_pem_files(File.join(dir, "tls")) { |change| changes << change }
+      writer = web.write_pem_files(File.join(dir, "tls")) { |change| changes << change }
       first = changes.pop
       assert first.ok?
       assert_equal web.serial, first.leaf_serial
@@ -26,6 +26,19 @@ class PemFilesTest < Minitest::Test
       assert(eventually(15) { OpenSSL::X509::Certificate.new(File.read(File.join(tls, "cert.pem"))).serial != cert.serial })
       rotated = OpenSSL::X509::Certificate.new(File.read(File.join(tls, "cert.pem")))
       assert rotated.check_private_key(OpenSSL::PKey.read(File.read(File.join(tls, "key.pem"))))
+      web.remove_callback(writer)
+      wait_until_unchanged(tls) # a write already running when the writer was removed may still finish
+    end
+  end
+
+  def wait_until_unchanged(dir)
+    last = nil
+    20.times do
+      now = Dir.children(dir).sort
+      return if now == last
+
+      last = now
+      sleep 0.25
     end
   end
 
