@@ -228,6 +228,14 @@ typedef int32_t (*consulnative_peer_check_callback)(void *userdata,
 // free the service from inside it.
 typedef void (*consulnative_event_callback)(void *userdata, consulnative_event event);
 
+// Told after each write of the PEM files of `consulnative_service_write_pem_files`: `result` is
+// `CONSULNATIVE_RESULT_OK` and `detail` the serial of the leaf now in `cert.pem`, or a failure code and `detail`
+// the message (the previous files stay in place). `detail` is valid during the call only. Runs on the thread that
+// wrote: the caller's for the first write, a library watch thread afterwards.
+typedef void (*consulnative_pem_files_callback)(void *userdata,
+                                                consulnative_result result,
+                                                const char *detail);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -448,6 +456,30 @@ consulnative_result consulnative_service_add_callback(const consulnative_service
 // then the drop runs when the callback returns).
 consulnative_result consulnative_service_remove_callback(const consulnative_service *service,
                                                          uint64_t id);
+
+// Keeps `<dir>/cert.pem` (leaf and intermediates), `<dir>/key.pem` (mode 0600) and `<dir>/roots.pem` fresh, for
+// programs with their own TLS stack. `dir` is created if missing. The files are written at once if the service is
+// ready (a write error is returned), else as soon as it is, then after every leaf rotation and roots change. Each
+// write fills a new generation directory and switches the three names (symlinks) to it with one rename, so
+// they never resolve to a mismatched certificate and key. `on_change` (may be NULL) is told about every write;
+// `drop` (may be NULL) is called with `userdata` once the writer is removed with
+// `consulnative_service_remove_callback(service, *out_id)` or the service is freed (the files stay).
+consulnative_result consulnative_service_write_pem_files(const consulnative_service *service,
+                                                         const char *dir,
+                                                         consulnative_pem_files_callback on_change,
+                                                         void *userdata,
+                                                         consulnative_drop_callback drop,
+                                                         uint64_t *out_id);
+
+// Asks the agent whether this service, with its current leaf, may connect to service `destination` (the
+// question the destination's listener asks for each connection). `CONSULNATIVE_RESULT_OK` when allowed, with the
+// agent's reason written to `buf`; `CONSULNATIVE_RESULT_AUTHORIZATION_DENIED` when denied, the reason in
+// `consulnative_last_error`; `CONSULNATIVE_RESULT_NOT_READY` before the leaf arrives.
+consulnative_result consulnative_service_authorize(const consulnative_service *service,
+                                                   const char *destination,
+                                                   char *buf,
+                                                   size_t len,
+                                                   size_t *out_n);
 
 // Listens on `address` (`"127.0.0.1:0"`, `"[::1]:8443"`, `"0.0.0.0:8443"`) for Connect clients. Every
 // connection is verified (client chain against the current roots) and authorized by the agent before

@@ -15,8 +15,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings -D clippy::undocu
 step "mypy --strict on the Python binding"
 VENV=target/python-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c "import mypy" 2>/dev/null ||
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check mypy
+# httpx and requests (with its stubs): the optional HTTP adapters are type-checked against them.
+"$VENV/bin/python" -c "import mypy, httpx, requests" 2>/dev/null ||
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check mypy httpx requests types-requests
 "$VENV/bin/python" -m mypy --strict bindings/python/consulnative
 
 step "ruby -w: no warnings from the Ruby binding's sources"

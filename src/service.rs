@@ -1,6 +1,6 @@
 //! Services: readiness, status, certificates as PEM, change callbacks, listening and dialing.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CString};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +14,7 @@ use super::listener::consulnative_listener;
 use super::{consulnative_drop_callback, ForeignCallback};
 use crate::enums::{consulnative_event, consulnative_pem_kind};
 use crate::result::{consulnative_result, AbiError as Error, AbiResult as Result};
-use consulnative_core::api::{DialOptions, DialTarget, ListenOptions, Service, ServiceEvent};
+use consulnative_core::api::{DialOptions, DialTarget, ListenOptions, PemFilesWrite, Service, ServiceEvent};
 
 /// One service identity: its leaf certificate and the client's CA roots, kept fresh in the background.
 pub struct consulnative_service {
@@ -168,6 +168,78 @@ pub extern "C" fn consulnative_service_remove_callback(
     call(|| {
         arg_ref(service, "service")?.remove_callbacks(Some(id));
         Ok(())
+    })
+}
+
+/// Told after each write of the PEM files of `consulnative_service_write_pem_files`: `result` is
+/// `CONSULNATIVE_RESULT_OK` and `detail` the serial of the leaf now in `cert.pem`, or a failure code and `detail`
+/// the message (the previous files stay in place). `detail` is valid during the call only. Runs on the thread that
+/// wrote: the caller's for the first write, a library watch thread afterwards.
+pub type consulnative_pem_files_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, result: consulnative_result, detail: *const c_char)>;
+
+/// Keeps `<dir>/cert.pem` (leaf and intermediates), `<dir>/key.pem` (mode 0600) and `<dir>/roots.pem` fresh, for
+/// programs with their own TLS stack. `dir` is created if missing. The files are written at once if the service is
+/// ready (a write error is returned), else as soon as it is, then after every leaf rotation and roots change. Each
+/// write fills a new generation directory and switches the three names (symlinks) to it with one rename, so
+/// they never resolve to a mismatched certificate and key. `on_change` (may be NULL) is told about every write;
+/// `drop` (may be NULL) is called with `userdata` once the writer is removed with
+/// `consulnative_service_remove_callback(service, *out_id)` or the service is freed (the files stay).
+#[no_mangle]
+pub extern "C" fn consulnative_service_write_pem_files(
+    service: *const consulnative_service,
+    dir: *const c_char,
+    on_change: consulnative_pem_files_callback,
+    userdata: *mut c_void,
+    drop: consulnative_drop_callback,
+    out_id: *mut u64,
+) -> consulnative_result {
+    call(|| {
+        out_ptr(out_id, "out_id")?;
+        let service = arg_ref(service, "service")?;
+        let dir = std::path::PathBuf::from(arg_str(dir, "dir")?);
+        let foreign = ForeignCallback::new(userdata, drop);
+        let caller = foreign.clone();
+        let notify = on_change.map(|f| {
+            Arc::new(move |outcome: std::result::Result<&PemFilesWrite, &consulnative_core::api::Error>| {
+                let (code, text) = match outcome {
+                    Ok(w) => (consulnative_result::Ok, w.leaf_serial.clone()),
+                    Err(e) => (consulnative_result::from(e.kind()), e.message().to_string()),
+                };
+                let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+                // SAFETY: the application's callback with its own userdata; `text` outlives the call.
+                caller.call(|ud| unsafe { f(ud, code, text.as_ptr()) });
+            }) as consulnative_core::api::PemFilesCallback
+        });
+        let id = match service.service.write_pem_files(&dir, notify) {
+            Ok(id) => id,
+            Err(e) => {
+                foreign.retire();
+                return Err(e.into());
+            }
+        };
+        service.callbacks.lock().unwrap_or_else(|e| e.into_inner()).push((id, foreign));
+        set_out(out_id, id);
+        Ok(())
+    })
+}
+
+/// Asks the agent whether this service, with its current leaf, may connect to service `destination` (the
+/// question the destination's listener asks for each connection). `CONSULNATIVE_RESULT_OK` when allowed, with the
+/// agent's reason written to `buf`; `CONSULNATIVE_RESULT_AUTHORIZATION_DENIED` when denied, the reason in
+/// `consulnative_last_error`; `CONSULNATIVE_RESULT_NOT_READY` before the leaf arrives.
+#[no_mangle]
+pub extern "C" fn consulnative_service_authorize(
+    service: *const consulnative_service,
+    destination: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> consulnative_result {
+    call(|| {
+        let service = &arg_ref(service, "service")?.service;
+        let answer = service.authorize(arg_str(destination, "destination")?)?.into_result()?;
+        write_text(&answer.reason, buf, len, out_n)
     })
 }
 

@@ -31,6 +31,7 @@ from ._client import Client
 from ._conn import Conn, Peer
 from ._dev_agent import DevAgent
 from ._listener import Listener, Refusal
+from ._pem_files import PemFilesChange
 from ._service import Event, PemKind, Service
 from .aio import ConnectServer
 
@@ -43,8 +44,8 @@ __all__ = [
     "AuthorizationFailed", "BufferTooSmall", "CertificateInvalid", "Client", "ClosedError", "Conn", "ConnectServer",
     "ConsulNativeError", "ConsulTimeoutError", "DevAgent", "Event", "HandshakeError", "IdentityMismatch",
     "InternalError", "InvalidArgumentError", "LIBRARY_PATH", "LibraryPanic", "Listener", "NoInstances", "NotReady",
-    "NullArgumentError", "PemKind", "Peer", "Refusal", "RejectedByApplication", "Result", "Service", "SocketError",
-    "TimeoutError", "aio", "close_all", "error_class", "last_error", "result_name", "set_logger", "version",
+    "NullArgumentError", "PemFilesChange", "PemKind", "Peer", "Refusal", "RejectedByApplication", "Result", "Service",
+    "SocketError", "TimeoutError", "aio", "close_all", "error_class", "last_error", "result_name", "set_logger", "version",
 ]
 
 # Library log lines -> logging.getLogger("consulnative"), warnings and errors by default.

@@ -165,6 +165,7 @@ REFUSAL_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_char_p, c_char_p
 DROP_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p)
 PEER_CHECK_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_char_p)
 EVENT_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_uint32)
+PEM_FILES_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)
 
 
 def _last_error_text() -> str:
@@ -246,6 +247,9 @@ _SIGNATURES = {
     "consulnative_service_add_callback": (
         _RESULT, [HANDLE, EVENT_CALLBACK, c_void_p, DROP_CALLBACK, POINTER(c_uint64)], "check"),
     "consulnative_service_remove_callback": (_RESULT, [HANDLE, c_uint64], "check"),
+    "consulnative_service_write_pem_files": (
+        _RESULT, [HANDLE, c_char_p, PEM_FILES_CALLBACK, c_void_p, DROP_CALLBACK, POINTER(c_uint64)], "check"),
+    "consulnative_service_authorize": (_RESULT, [HANDLE, c_char_p, c_void_p, c_size_t, OUT_SIZE], "text"),
     "consulnative_service_listen": (_RESULT, [HANDLE, c_char_p, c_char_p, OUT_HANDLE], "check"),
     "consulnative_service_dial": (_RESULT, [HANDLE, c_char_p, c_char_p, c_char_p, c_int64, OUT_HANDLE], "check"),
     "consulnative_service_dial_address": (

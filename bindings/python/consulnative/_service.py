@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import weakref
 from ctypes import byref, c_uint64, c_void_p
-from typing import Any, Callable, Dict, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Union
 
 from . import _ffi
 from ._common import Address, alpn_arg, interruptible, join_address
@@ -14,6 +15,9 @@ from ._conn import Conn
 from ._errors import ConsulNativeError, NotReady
 from ._listener import Listener
 from ._managed import DROP_TRAMPOLINE, EVENT_TRAMPOLINE, Managed, forget_handler, register_handler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._pem_files import PathLike, PemFilesChange
 
 _lib = _ffi.lib
 cstr = _ffi.cstr
@@ -141,6 +145,35 @@ class Service(Managed):
             except ConsulNativeError:
                 pass
         self._callback_ids.clear()
+
+    def write_pem_files(self, directory: "PathLike", on_change: Optional[Callable[["PemFilesChange"], None]] = None
+                        ) -> int:
+        """Keeps ``<directory>/cert.pem`` (leaf and intermediates), ``key.pem`` (mode 0600) and ``roots.pem`` fresh
+        for a program with its own TLS stack (``consulnative_service_write_pem_files``). Writes at once when the
+        service is ready (a write error raises), then after every rotation; the three names are symlinks switched
+        together by one rename. ``on_change(PemFilesChange)`` runs after every write, the first included (on a
+        library thread afterwards). Returns an id: :meth:`remove_callback` stops the rewrites."""
+        from ._pem_files import PEM_FILES_TRAMPOLINE, make_dispatch
+
+        path = os.fspath(directory)
+        token = register_handler(make_dispatch(path, on_change))
+        out = c_uint64()
+        try:
+            with self._use() as ptr:
+                _lib.consulnative_service_write_pem_files(ptr, cstr(path), PEM_FILES_TRAMPOLINE, token,
+                                                          DROP_TRAMPOLINE, byref(out))
+        except BaseException:
+            forget_handler(token)
+            raise
+        self._callback_ids[out.value] = token
+        return out.value
+
+    def authorize(self, destination: str) -> str:
+        """Asks the agent whether this service (its current leaf) may connect to ``destination``, as the
+        destination's listener will (``consulnative_service_authorize``). Returns the agent's reason; raises
+        :class:`AuthorizationDenied` with it when denied, :class:`NotReady` before the leaf arrives."""
+        with self._use() as ptr:
+            return _ffi.read_text(_lib.consulnative_service_authorize, ptr, cstr(destination))
 
     def listen(self, address: Address = "127.0.0.1:0", *, alpn: Union[None, str, Iterable[str]] = None
                ) -> "Listener":

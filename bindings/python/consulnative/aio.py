@@ -3,7 +3,8 @@
 Dial and accept block inside the library, so they run off the event loop (dial in the loop's thread executor,
 accept on a daemon thread per server); each verified connection is then detached into a plain socket
 (``consulnative_conn_handoff``) and handed to asyncio's own streams. The peer's identity is available as
-``writer.get_extra_info("consulnative_peer")`` (a :class:`~consulnative.Peer`).
+``writer.get_extra_info("consulnative_peer")`` (a :class:`~consulnative.Peer`), its TCP address as
+``writer.get_extra_info("consulnative_peer_address")``.
 """
 
 from __future__ import annotations
@@ -22,17 +23,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 PEER_KEY = "consulnative_peer"
+PEER_ADDRESS_KEY = "consulnative_peer_address"
 
 
-def _attach_peer(writer: asyncio.StreamWriter, peer: "Peer") -> None:
+def _attach_peer(writer: asyncio.StreamWriter, peer: "Peer", address: Optional[Tuple[str, int]] = None) -> None:
     # asyncio has no public way to add transport extras; BaseTransport keeps them in `_extra` (all CPython 3.x).
     extra = getattr(writer.transport, "_extra", None)
     if isinstance(extra, dict):
         extra[PEER_KEY] = peer
+        extra[PEER_ADDRESS_KEY] = address
 
 
 async def _streams(conn: "Conn", limit: int) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     peer = conn.peer
+    address = conn.getpeername()
     sock = conn.detach()
     try:
         sock.setblocking(False)
@@ -40,7 +44,7 @@ async def _streams(conn: "Conn", limit: int) -> Tuple[asyncio.StreamReader, asyn
     except BaseException:
         sock.close()
         raise
-    _attach_peer(writer, peer)
+    _attach_peer(writer, peer, address)
     return reader, writer
 
 

@@ -15,9 +15,9 @@ use super::address::{escape, is_header_safe, parse_address, resolve_token, Targe
 use super::config::{AgentConfig, DEFAULT_ADDRESS};
 use super::request::{non_empty, Call};
 use super::transport::{tls_connector, AgentResolver, UnixConnector};
-#[cfg(test)]
-use super::types::AgentSelf;
-use super::types::{AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration};
+use super::types::{
+    AgentSelf, AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration,
+};
 use crate::error::{Error, Result};
 
 /// The longest wait Consul honours (it caps larger values at 10 minutes).
@@ -220,8 +220,7 @@ impl AgentClient {
         self.execute(call).map(|_| ())
     }
 
-    /// `GET /v1/agent/self` (the tests' probe of a working agent connection).
-    #[cfg(test)]
+    /// `GET /v1/agent/self`: the agent's datacenter and node (also the tests' probe of a working connection).
     pub fn agent_self(&self) -> Result<AgentSelf> {
         let call = Call::new("GET", "/v1/agent/self".to_string(), self.inner.request_timeout);
         Ok(self.json(call)?.value)

@@ -63,6 +63,16 @@ impl Service {
         self.certs.name()
     }
 
+    /// The certificate state, for the PEM file writer.
+    pub(super) fn certs(&self) -> &Arc<ServiceCerts> {
+        &self.certs
+    }
+
+    /// The client this service belongs to.
+    pub(super) fn client(&self) -> &Arc<ClientInner> {
+        &self.client
+    }
+
     /// Adds a change callback; the returned id removes it with [`Service::remove_event_callback`].
     pub fn on_event(&self, callback: EventCallback) -> u64 {
         self.certs.add_callback(callback)

@@ -143,6 +143,7 @@ module ConsulNative
     callback :drop_callback, [:pointer], :void
     callback :peer_check_callback, %i[pointer string string], :int32
     callback :event_callback, %i[pointer uint32], :void
+    callback :pem_files_callback, %i[pointer uint32 string], :void
 
     B = { blocking: true }.freeze
 
@@ -173,6 +174,9 @@ module ConsulNative
     attach_function :consulnative_service_add_callback, %i[pointer event_callback pointer drop_callback pointer],
                     :uint32, B
     attach_function :consulnative_service_remove_callback, %i[pointer uint64], :uint32, B
+    attach_function :consulnative_service_write_pem_files,
+                    %i[pointer string pem_files_callback pointer drop_callback pointer], :uint32, B
+    attach_function :consulnative_service_authorize, %i[pointer string pointer size_t pointer], :uint32, B
     attach_function :consulnative_service_listen, %i[pointer string string pointer], :uint32, B
     attach_function :consulnative_service_dial, %i[pointer string string string int64 pointer], :uint32, B
     attach_function :consulnative_service_dial_address, %i[pointer string string string int64 pointer], :uint32, B
