@@ -46,6 +46,9 @@ for suite in c python ruby; do
     bash "scripts/test-$suite.sh"
   fi
 done
+step "integrations with third-party programs: nginx on the PEM files, httpx, requests, WSGI/ASGI, Net::HTTP, Rack"
+bash scripts/test-integrations.sh
+
 step "packages as a new user meets them: wheel, gem, C tarball with pkg-config (one release build)"
 bash scripts/test-packaging.sh
 
