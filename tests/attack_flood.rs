@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The tests of this file count the process's threads: they run one at a time so one test's threads never count
+/// against another's bound.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn junk_flood_with_a_sleeping_refusal_callback_keeps_admitting_legitimate_clients() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let agent = Agent::start();
     let client = Client::new(&agent.address(), &[("refusal_queue", "4")]);
     let db = client.service("db").ready(10_000);
@@ -61,6 +66,7 @@ fn junk_flood_with_a_sleeping_refusal_callback_keeps_admitting_legitimate_client
 
 #[test]
 fn authorize_calls_are_bounded_per_listener_and_fail_closed_when_the_agent_is_slow() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let agent = Agent::start();
     let client = Client::new(
         &agent.address(),
@@ -116,6 +122,7 @@ unsafe extern "C" fn stuck_check(_: *mut libc::c_void, _: *const libc::c_char, _
 
 #[test]
 fn a_stuck_peer_check_refuses_after_the_timeout_and_holds_one_thread() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let agent = Agent::start();
     let client = Client::new(&agent.address(), &[("peer_check_threads", "1"), ("authorize_timeout_ms", "1000")]);
     let db = client.service("db").ready(10_000);
