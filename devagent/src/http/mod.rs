@@ -3,7 +3,8 @@
 //! - mod.rs: the accept loop and the request as handlers see it.
 //! - route.rs: routing, and the checks every Consul endpoint shares (Enterprise parameters, ACL, datacenter).
 //! - respond.rs: answers, status codes, Consul's headers and error texts.
-//! - blocking.rs: blocking queries and injected faults.
+//! - blocking.rs: blocking queries.
+//! - faults.rs: injected faults, hostile answers included.
 //! - connect_ca.rs: CA roots, leaf certificates, CA configuration.
 //! - intentions.rs: authorize and the intentions API.
 //! - catalog.rs: service registration, checks, health, agent self.
@@ -13,6 +14,7 @@ mod blocking;
 mod catalog;
 mod connect_ca;
 mod controls;
+mod faults;
 mod intentions;
 mod respond;
 mod route;
