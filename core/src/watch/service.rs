@@ -172,14 +172,14 @@ impl ServiceCerts {
         if self.leaf().is_none() && !held {
             unanswered.push(format!("GET /v1/agent/connect/ca/leaf/{}", self.name));
         }
+        let mut parts = Vec::new();
         if !unanswered.is_empty() {
-            return Some(format!(
-                "the agent at {} has not answered {} yet",
-                self.agent_address,
-                unanswered.join(" or ")
-            ));
+            parts.push(format!("the agent at {} has not answered {} yet", self.agent_address, unanswered.join(" or ")));
         }
-        held.then(|| "a leaf certificate arrived and waits for CA roots that vouch for it".to_string())
+        if held {
+            parts.push("a leaf certificate arrived and waits for CA roots that vouch for it".to_string());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     fn expected(&self) -> ExpectedLeaf<'_> {
