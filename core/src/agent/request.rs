@@ -43,8 +43,11 @@ pub(super) fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Most of a bad `X-Consul-Index` quoted in a message, in bytes of escaped text.
+const MAX_INDEX_SHOWN: usize = 64;
+
 /// Reads `X-Consul-Index` for a blocking query: it must be a positive integer. `Err` says what is wrong with it
-/// (quoting at most 64 characters of it).
+/// (quoting at most 64 bytes of it, escaped), in at most 120 bytes.
 pub fn parse_consul_index(value: Option<&[u8]>) -> std::result::Result<u64, String> {
     let Some(raw) = value else { return Err("no X-Consul-Index header".to_string()) };
     let text = String::from_utf8_lossy(raw);
@@ -53,9 +56,17 @@ pub fn parse_consul_index(value: Option<&[u8]>) -> std::result::Result<u64, Stri
         Ok(0) => Err("X-Consul-Index 0".to_string()),
         Ok(index) => Ok(index),
         Err(_) => {
-            let shown: String = text.chars().take(64).collect();
-            let more = if shown.len() < text.len() { "…" } else { "" };
-            Err(format!("a non-numeric X-Consul-Index {:?}", format!("{shown}{more}")))
+            // Escaped like Debug, and cut at 64 bytes of escaped text: a control character escapes to up to 10.
+            let mut shown = String::new();
+            for c in text.chars() {
+                let escaped: String = c.escape_debug().collect();
+                if shown.len() + escaped.len() > MAX_INDEX_SHOWN {
+                    shown.push('…');
+                    break;
+                }
+                shown.push_str(&escaped);
+            }
+            Err(format!("a non-numeric X-Consul-Index \"{shown}\""))
         }
     }
 }
@@ -341,8 +352,13 @@ mod tests {
         for bad in [&b"-1"[..], b"", b"1e3", b"18446744073709551616", b"\xff\xfe"] {
             assert!(parse_consul_index(Some(bad)).is_err(), "{bad:?}");
         }
-        let long = parse_consul_index(Some("x".repeat(500).as_bytes())).unwrap_err();
-        assert!(long.len() < 120, "{long}");
+        // Long, invalid UTF-8 and control characters (the first found by fuzzing: 62 bytes of 0xa8, each one
+        // U+FFFD once decoded) are all quoted within the bound.
+        for raw in ["x".repeat(500).into_bytes(), vec![0xa8; 62], vec![1u8; 100], "é".repeat(80).into_bytes()] {
+            let why = parse_consul_index(Some(&raw)).unwrap_err();
+            assert!(why.len() <= 120, "{} bytes: {why}", why.len());
+            assert!(why.ends_with("…\""), "{why}");
+        }
     }
 
     #[test]
