@@ -29,6 +29,10 @@
 mod acl;
 pub mod ca;
 mod error;
+/// The entry point of the fuzz target for request decoding (`fuzz/`): only with the `fuzzing` cargo feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod process;
 mod state;

@@ -100,6 +100,25 @@ impl Req {
     }
 }
 
+/// One request as `handle` would see it once hyper parsed it: the fuzz target's way in (feature `fuzzing`).
+/// `None` when hyper would not have accepted the method or the target.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn fuzz_route(
+    shared: &Arc<Shared>,
+    method: &[u8],
+    target: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Option<u16> {
+    let method = Method::from_bytes(method).ok()?;
+    let uri: hyper::Uri = target.parse().ok()?;
+    if body.len() > MAX_BODY {
+        return Some(413);
+    }
+    let r = Req { method, path: uri.path().to_string(), query: parse_query(uri.query()), headers, body };
+    Some(route::route(shared, &r).await.status().as_u16())
+}
+
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
