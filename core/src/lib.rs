@@ -20,6 +20,11 @@ pub mod api;
 mod agent;
 mod encoding;
 mod error;
+/// Entry points for the fuzz targets in `fuzz/`: only with the `fuzzing` cargo feature, never in the production
+/// library.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod log;
 mod net;

@@ -31,6 +31,10 @@ pub mod ca;
 mod decode;
 mod error;
 mod filter;
+/// The entry point of the fuzz target for request decoding (`fuzz/`): only with the `fuzzing` cargo feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod process;
 mod state;
@@ -120,6 +124,21 @@ pub enum FaultKind {
     Delay(Duration),
     /// Blocking queries (with `index` > 0) answer at once with `X-Consul-Index: 1`, below any real index.
     BackwardsIndex,
+    /// The leaf endpoint answers at once with this other service's (real, cached) leaf, as an agent that mixes
+    /// up services would.
+    LeafFor(String),
+    /// The leaf endpoint answers at once with a leaf for this URI SAN, signed by the active root.
+    LeafUri(String),
+    /// The leaf endpoint answers at once with a leaf for the right service signed by a CA the roots do not list
+    /// (same trust domain).
+    ForeignCa,
+    /// The leaf endpoint answers at once with a leaf for the right service, signed by the active root, valid from
+    /// the first to the second Unix time (either may be in the past or the future).
+    LeafWindow(i64, i64),
+    /// Answer 200 with a JSON body of this many bytes (a string of spaces), announced in `Content-Length`.
+    HugeBody(u64),
+    /// Answers that carry `X-Consul-Index` carry this text instead (`abc`, `0`, `-1`...).
+    Index(String),
 }
 
 /// A test-only fault injected into the agent's answers until cleared (`PUT`/`DELETE /_devagent/fault`, or

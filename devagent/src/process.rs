@@ -195,6 +195,12 @@ impl DevAgentProcess {
             FaultKind::MalformedJson => "malformed=1".to_string(),
             FaultKind::Delay(d) => format!("delay={}ms", d.as_millis()),
             FaultKind::BackwardsIndex => "reset_index=1".to_string(),
+            FaultKind::LeafFor(service) => format!("leaf_for={}", enc(service)),
+            FaultKind::LeafUri(uri) => format!("leaf_uri={}", enc(uri)),
+            FaultKind::ForeignCa => "foreign_ca=1".to_string(),
+            FaultKind::LeafWindow(not_before, not_after) => format!("leaf_window={not_before},{not_after}"),
+            FaultKind::HugeBody(bytes) => format!("huge_body={bytes}"),
+            FaultKind::Index(text) => format!("index={}", enc(text)),
         };
         self.call("PUT", &format!("/_devagent/fault?endpoint={endpoint}&{query}"), None).map(|_| ())
     }

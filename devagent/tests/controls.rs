@@ -97,3 +97,67 @@ fn unknown_fault_endpoint_or_kind_answers_400_with_a_clear_text() {
     // None of the refused requests set a fault.
     assert_eq!(c.get("/v1/agent/connect/ca/leaf/web").status, 200);
 }
+
+#[test]
+fn hostile_faults_serve_what_a_broken_or_compromised_agent_could() {
+    let (a, c) = default_agent();
+    let td = a.trust_domain().unwrap();
+    let leaf = |a: &consulnative_devagent::process::DevAgentProcess, kind: FaultKind| {
+        a.clear_faults().unwrap();
+        a.set_fault(&Fault { endpoint: FaultEndpoint::Leaf, kind }).unwrap();
+        let r = c.get("/v1/agent/connect/ca/leaf/web?index=999999&wait=30s");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.index() > 1);
+        r.value()
+    };
+    let own = c.get("/v1/agent/connect/ca/leaf/web").value();
+
+    // Another service's real leaf, at once even for a blocking query.
+    let t0 = Instant::now();
+    let v = leaf(&a, FaultKind::LeafFor("admin".into()));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(v["ServiceURI"], format!("spiffe://{td}/ns/default/dc/dc1/svc/admin"));
+    // Any URI, signed by the active root.
+    let uri = "spiffe://other.consul/ns/default/dc/dc1/svc/web";
+    assert_eq!(leaf(&a, FaultKind::LeafUri(uri.into()))["ServiceURI"], uri);
+    // The right identity from a CA the roots do not list.
+    let v = leaf(&a, FaultKind::ForeignCa);
+    assert_eq!(v["ServiceURI"], own["ServiceURI"]);
+    let pem = v["CertPEM"].as_str().unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+        .unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(cert.issuer().to_string(), "CN=Foreign CA");
+    // Any validity window.
+    let v = leaf(&a, FaultKind::LeafWindow(4_102_444_800, 4_102_448_400));
+    assert_eq!(
+        (v["ValidAfter"].as_str(), v["ValidBefore"].as_str()),
+        (Some("2100-01-01T00:00:00Z"), Some("2100-01-01T01:00:00Z"))
+    );
+
+    // A huge body, announced; and a bad index on an otherwise good answer.
+    a.clear_faults().unwrap();
+    a.set_fault(&Fault { endpoint: FaultEndpoint::Roots, kind: FaultKind::HugeBody(1_000_000) }).unwrap();
+    let r = c.get("/v1/agent/connect/ca/roots");
+    assert_eq!((r.status, r.body.len(), r.header("Content-Length")), (200, 1_000_000, Some("1000000")));
+    assert_eq!(c.get("/v1/agent/connect/ca/leaf/web").status, 200, "the leaf endpoint is unaffected");
+    a.clear_faults().unwrap();
+    a.set_fault(&Fault { endpoint: FaultEndpoint::All, kind: FaultKind::Index("abc".into()) }).unwrap();
+    assert_eq!(c.get("/v1/agent/connect/ca/roots").header("X-Consul-Index"), Some("abc"));
+    let r = c.get("/v1/agent/connect/ca/leaf/web");
+    assert_eq!((r.header("X-Consul-Index"), r.value()["ServiceURI"].clone()), (Some("abc"), own["ServiceURI"].clone()));
+
+    // Parameters they cannot take are refused with a text that says why.
+    for (query, says) in [
+        ("huge_body=lots", "invalid huge_body \"lots\""),
+        ("huge_body=99999999999", "invalid huge_body"),
+        ("leaf_window=5", "invalid leaf_window \"5\""),
+        ("index=a%0Ab", "invalid index"),
+        ("leaf_for=", "leaf_for needs a value"),
+    ] {
+        let r = c.put(&format!("/_devagent/fault?endpoint=leaf&{query}"), "");
+        assert_eq!(r.status, 400, "{query}");
+        assert!(r.body.starts_with(says), "{query}: {}", r.body);
+    }
+}

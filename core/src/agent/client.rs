@@ -12,8 +12,8 @@ use ureq::config::Config;
 use ureq::unversioned::transport::{Connector, TcpConnector};
 
 use super::address::{escape, is_header_safe, parse_address, resolve_token, Target};
-use super::config::{AgentConfig, DEFAULT_ADDRESS};
-use super::request::{non_empty, Call};
+use super::config::{AgentConfig, ResponseLimits, DEFAULT_ADDRESS};
+use super::request::{non_empty, BodyLimit, Call};
 use super::transport::{tls_connector, AgentResolver, UnixConnector};
 use super::types::{
     AgentSelf, AuthorizeRequest, AuthorizeResponse, CaRoots, HealthEntry, LeafCert, ServiceRegistration,
@@ -38,7 +38,8 @@ pub struct BlockingQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response<T> {
     pub value: T,
-    /// `X-Consul-Index`, 0 if absent or unparsable.
+    /// `X-Consul-Index`: always positive for a blocking query (see `request::parse_consul_index`); 0 for another
+    /// call whose answer has none.
     pub index: u64,
 }
 
@@ -61,6 +62,7 @@ pub(super) struct Inner {
     pub(super) namespace: Option<String>,
     pub(super) partition: Option<String>,
     pub(super) request_timeout: Duration,
+    pub(super) limits: ResponseLimits,
 }
 
 impl fmt::Debug for AgentClient {
@@ -152,6 +154,7 @@ impl AgentClient {
                 namespace: config.namespace,
                 partition: config.partition,
                 request_timeout: config.request_timeout,
+                limits: config.response_limits,
             }),
         })
     }
@@ -161,15 +164,26 @@ impl AgentClient {
         self.inner.display.clone()
     }
 
+    /// The configured namespace and partition (`None` when not configured: the agent's or the token's apply).
+    pub fn namespace_and_partition(&self) -> (Option<&str>, Option<&str>) {
+        (self.inner.namespace.as_deref(), self.inner.partition.as_deref())
+    }
+
+    fn limit(&self, what: &'static str, pick: impl Fn(&ResponseLimits) -> u64) -> BodyLimit {
+        BodyLimit { bytes: pick(&self.inner.limits), what }
+    }
+
     /// `GET /v1/agent/connect/ca/roots`, blocking on `q`.
     pub fn roots(&self, q: &BlockingQuery) -> Result<Response<CaRoots>> {
-        self.blocking_get("/v1/agent/connect/ca/roots".to_string(), q)
+        let limit = self.limit("a CA roots answer", |l| l.roots);
+        self.blocking_get("/v1/agent/connect/ca/roots".to_string(), q, limit)
     }
 
     /// `GET /v1/agent/connect/ca/leaf/<service>`, blocking on `q`.
     pub fn leaf(&self, service: &str, q: &BlockingQuery) -> Result<Response<LeafCert>> {
         let service = non_empty("service name", service)?;
-        self.blocking_get(format!("/v1/agent/connect/ca/leaf/{}", escape(service)), q)
+        let limit = self.limit("a leaf certificate answer", |l| l.leaf);
+        self.blocking_get(format!("/v1/agent/connect/ca/leaf/{}", escape(service)), q, limit)
     }
 
     /// `POST /v1/agent/connect/authorize`, bounded by `timeout`.
@@ -178,14 +192,17 @@ impl AgentClient {
             return Err(Error::invalid("authorize timeout must be greater than zero"));
         }
         let body = serde_json::to_vec(req).map_err(|e| Error::internal(format!("encoding authorize request: {e}")))?;
-        let call = Call::new("POST", "/v1/agent/connect/authorize".to_string(), timeout).body(body);
+        let limit = self.limit("an authorize answer", |l| l.authorize);
+        let call = Call::new("POST", "/v1/agent/connect/authorize".to_string(), timeout, limit).body(body);
         Ok(self.json(call)?.value)
     }
 
     /// `GET /v1/health/connect/<service>?passing=1&stale`; `datacenter` overrides the configured one.
     pub fn health_connect(&self, service: &str, datacenter: Option<&str>, passing: bool) -> Result<Vec<HealthEntry>> {
         let service = non_empty("service name", service)?;
-        let mut call = Call::new("GET", format!("/v1/health/connect/{}", escape(service)), self.inner.request_timeout);
+        let limit = self.limit("a health answer", |l| l.health);
+        let path = format!("/v1/health/connect/{}", escape(service));
+        let mut call = Call::new("GET", path, self.inner.request_timeout, limit);
         if passing {
             call.query.push(("passing", Some("1".to_string())));
         }
@@ -199,30 +216,37 @@ impl AgentClient {
     /// `PUT /v1/agent/service/register`.
     pub fn register(&self, reg: &ServiceRegistration) -> Result<()> {
         let body = serde_json::to_vec(reg).map_err(|e| Error::internal(format!("encoding registration: {e}")))?;
-        let call = Call::new("PUT", "/v1/agent/service/register".to_string(), self.inner.request_timeout).body(body);
+        let call = Call::new("PUT", "/v1/agent/service/register".to_string(), self.inner.request_timeout, self.other())
+            .body(body);
         self.execute(call).map(|_| ())
     }
 
     /// `PUT /v1/agent/service/deregister/<service_id>`.
     pub fn deregister(&self, service_id: &str) -> Result<()> {
         let id = non_empty("service ID", service_id)?;
-        let call = Call::new("PUT", format!("/v1/agent/service/deregister/{}", escape(id)), self.inner.request_timeout);
+        let path = format!("/v1/agent/service/deregister/{}", escape(id));
+        let call = Call::new("PUT", path, self.inner.request_timeout, self.other());
         self.execute(call).map(|_| ())
     }
 
     /// `PUT /v1/agent/check/pass/<check_id>?note=`.
     pub fn pass_ttl(&self, check_id: &str, note: Option<&str>) -> Result<()> {
         let id = non_empty("check ID", check_id)?;
-        let mut call = Call::new("PUT", format!("/v1/agent/check/pass/{}", escape(id)), self.inner.request_timeout);
+        let path = format!("/v1/agent/check/pass/{}", escape(id));
+        let mut call = Call::new("PUT", path, self.inner.request_timeout, self.other());
         if let Some(note) = note {
             call.query.push(("note", Some(note.to_string())));
         }
         self.execute(call).map(|_| ())
     }
 
+    fn other(&self) -> BodyLimit {
+        self.limit("an answer", |l| l.other)
+    }
+
     /// `GET /v1/agent/self`: the agent's datacenter and node (also the tests' probe of a working connection).
     pub fn agent_self(&self) -> Result<AgentSelf> {
-        let call = Call::new("GET", "/v1/agent/self".to_string(), self.inner.request_timeout);
+        let call = Call::new("GET", "/v1/agent/self".to_string(), self.inner.request_timeout, self.other());
         Ok(self.json(call)?.value)
     }
 }

@@ -13,6 +13,38 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8500";
 /// The default timeout of non-blocking calls.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest successful answer accepted from the agent, per endpoint, in bytes. A larger answer is refused with
+/// `AgentBadResponse` (naming the endpoint and the limit) before it is read any further, so a broken or hostile
+/// agent cannot make every watch hold megabytes. Error answers are always capped at 4 KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseLimits {
+    /// `GET /v1/agent/connect/ca/leaf/<service>`: a leaf, its key and a few intermediates (about 3 KiB in
+    /// practice). Default 64 KiB.
+    pub leaf: u64,
+    /// `GET /v1/agent/connect/ca/roots`: every root the cluster still lists, each with its intermediates (about
+    /// 2 KiB per root). Default 512 KiB.
+    pub roots: u64,
+    /// `POST /v1/agent/connect/authorize`: a boolean and a reason. Default 16 KiB.
+    pub authorize: u64,
+    /// `GET /v1/health/connect/<service>`: every instance with its checks (about 1 KiB each, more with long check
+    /// outputs). Default 16 MiB.
+    pub health: u64,
+    /// Any other endpoint (registration, checks, agent self). Default 1 MiB.
+    pub other: u64,
+}
+
+impl Default for ResponseLimits {
+    fn default() -> Self {
+        ResponseLimits {
+            leaf: 64 * 1024,
+            roots: 512 * 1024,
+            authorize: 16 * 1024,
+            health: 16 * 1024 * 1024,
+            other: 1024 * 1024,
+        }
+    }
+}
+
 /// TLS settings for reaching the agent over `https://`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AgentTls {
@@ -72,8 +104,11 @@ pub struct AgentConfig {
     pub http_auth: Option<String>,
     /// TLS to the agent (only used for `https://`).
     pub tls: AgentTls,
-    /// Timeout of non-blocking calls (default 10 s). Blocking queries use their own wait.
+    /// Timeout of non-blocking calls (default 10 s), and of a watch's first request (sent without an index, so
+    /// the agent answers at once). Later blocking queries use their own wait.
     pub request_timeout: Duration,
+    /// The largest answer accepted from each endpoint.
+    pub response_limits: ResponseLimits,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +124,7 @@ impl Default for AgentConfig {
             http_auth: None,
             tls: AgentTls::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            response_limits: ResponseLimits::default(),
         }
     }
 }
@@ -168,6 +204,7 @@ impl fmt::Debug for AgentConfig {
             .field("http_auth", &self.http_auth.as_deref().map(redact_auth))
             .field("tls", &self.tls)
             .field("request_timeout", &self.request_timeout)
+            .field("response_limits", &self.response_limits)
             .finish()
     }
 }

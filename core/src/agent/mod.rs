@@ -3,6 +3,8 @@
 mod address;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod request;
 mod transport;
 pub mod types;

@@ -16,7 +16,7 @@ mod pem_files;
 mod service;
 pub mod wire;
 
-pub use crate::agent::config::{AgentConfig, AgentTls};
+pub use crate::agent::config::{AgentConfig, AgentTls, ResponseLimits};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::log::{bridge_log_crate, set_log_sink, LogLevel, LogSink};
 pub use crate::net::{Conn, ListenLimits, ListenOptions, Listener, ListenerStats, PeerCheck, Refusal, RefusalCallback};

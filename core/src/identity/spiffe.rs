@@ -273,6 +273,18 @@ mod tests {
     }
 
     #[test]
+    fn uri_matches_compares_the_presented_text_not_its_decoding() {
+        // Found by fuzzing: both spellings parse to namespace "def[ult", but the comparison (like Go's, on the
+        // URI text) does not match them: a peer that escapes differently is refused, never wrongly admitted.
+        let raw = format!("spiffe://{TD}/ns/def[ult/dc/dc1/svc/web");
+        let id = ServiceId::parse(&raw).unwrap();
+        assert_eq!(id.namespace, "def[ult");
+        assert_eq!(id.uri(), format!("spiffe://{TD}/ns/def%5Bult/dc/dc1/svc/web"));
+        assert!(!uri_matches(&raw, &id.uri()));
+        assert!(uri_matches(&id.uri(), &id.uri()));
+    }
+
+    #[test]
     fn uri_matches_refuses_another_service_or_datacenter() {
         let want = format!("spiffe://{TD}/ns/default/dc/dc1/svc/db");
         assert!(!uri_matches(&format!("spiffe://{TD}/ns/default/dc/dc1/svc/web"), &want));

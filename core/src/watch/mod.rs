@@ -3,11 +3,13 @@
 //!
 //! Each watch parses what the agent sends once, builds the TLS material once (tls::Roots, tls::Leaf), and swaps it
 //! into shared state that every new handshake reads. The last good certificates stay in force while the agent is
-//! away; the error is recorded for status and readiness messages.
+//! away; the error is recorded for status and readiness messages. An answer is checked (`validate`) before it
+//! replaces the last good one.
 
 pub mod blocking;
 mod roots;
 mod service;
+pub(crate) mod validate;
 
 pub use blocking::WatchTiming;
 pub use roots::RootsWatch;

@@ -79,6 +79,9 @@ impl WatchTarget<CaRoots> for RootsTarget {
             Ok(r) => r,
             Err(e) => return Some(Err(e.context("CA roots from the agent are unusable"))),
         };
+        if let Err(e) = super::validate::roots_trust_domain(&roots) {
+            return Some(Err(e));
+        }
         info!(
             "CA roots updated: {} root(s), active {}, trust domain {}",
             roots.len(),

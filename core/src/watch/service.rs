@@ -1,11 +1,16 @@
 //! One service's certificates: its leaf (own watch) and its client's shared roots. Implements
 //! `tls::CertSource`, which every handshake reads, and readiness.
+//!
+//! A leaf answer is put in force only once it passes the checks of `validate`: this service's identity, valid
+//! now, the roots' trust domain, a chain to the current roots. A leaf that arrives before the roots (or that the
+//! current roots do not vouch for) is held as a candidate and checked again when the roots change.
 
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::blocking::{self, StopSignal, WatchTarget, WatchTiming};
 use super::roots::RootsWatch;
+use super::validate::{self, ExpectedLeaf};
 use crate::agent::client::AgentClient;
 use crate::agent::types::LeafCert;
 use crate::encoding::go_duration as fmt_duration;
@@ -59,7 +64,14 @@ type Verified = (Arc<Leaf>, Arc<Roots>, Instant);
 /// The current certificates of one service, kept fresh by a leaf watch and the client's roots watch.
 pub struct ServiceCerts {
     name: String,
+    /// The configured namespace and partition a leaf must carry, when configured.
+    namespace: Option<String>,
+    partition: Option<String>,
+    /// The agent's address, for readiness messages.
+    agent_address: String,
     leaf: RwLock<Option<Arc<Leaf>>>,
+    /// A leaf that passed the checks that need no roots, waiting for roots that vouch for it. Never in force.
+    candidate: Mutex<Option<Arc<Leaf>>>,
     roots: Arc<RootsWatch>,
     last_leaf_error: Mutex<Option<Error>>,
     /// The (leaf, roots) pair that last passed `verify_leaf`, and when: readiness re-verifies when either changes
@@ -82,9 +94,14 @@ impl ServiceCerts {
         roots: Arc<RootsWatch>,
         timing: WatchTiming,
     ) -> Result<Arc<ServiceCerts>> {
+        let (namespace, partition) = agent.namespace_and_partition();
         let certs = Arc::new(ServiceCerts {
             name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            partition: partition.map(str::to_string),
+            agent_address: agent.address(),
             leaf: RwLock::new(None),
+            candidate: Mutex::new(None),
             roots,
             last_leaf_error: Mutex::new(None),
             verified: Mutex::new(None),
@@ -139,8 +156,70 @@ impl ServiceCerts {
         let mut message = format!("service \"{}\" is not ready: {why}", self.name);
         if let Some(e) = self.last_error() {
             message.push_str(&format!("; last agent error: {}", e.message));
+        } else if let Some(waiting) = self.waiting_for() {
+            message.push_str(&format!("; {waiting}"));
         }
         Err(Error::new(Code::NotReady, message))
+    }
+
+    /// With no error to report: what the watches still wait for (a first answer, or roots for a held leaf).
+    fn waiting_for(&self) -> Option<String> {
+        let mut unanswered = Vec::new();
+        if self.roots().is_none() && self.roots.last_error().is_none() {
+            unanswered.push("GET /v1/agent/connect/ca/roots".to_string());
+        }
+        let held = self.candidate.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        if self.leaf().is_none() && !held {
+            unanswered.push(format!("GET /v1/agent/connect/ca/leaf/{}", self.name));
+        }
+        let mut parts = Vec::new();
+        if !unanswered.is_empty() {
+            parts.push(format!("the agent at {} has not answered {} yet", self.agent_address, unanswered.join(" or ")));
+        }
+        if held {
+            parts.push("a leaf certificate arrived and waits for CA roots that vouch for it".to_string());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    fn expected(&self) -> ExpectedLeaf<'_> {
+        ExpectedLeaf { service: &self.name, namespace: self.namespace.as_deref(), partition: self.partition.as_deref() }
+    }
+
+    /// Puts `leaf` in force (unless it already is) and clears the leaf error. Returns true when it changed.
+    fn put_in_force(&self, leaf: Arc<Leaf>) -> bool {
+        *self.last_leaf_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut slot = self.leaf.write().unwrap_or_else(|e| e.into_inner());
+        let same = slot.as_ref().is_some_and(|l| l.cert_pem == leaf.cert_pem && l.key_pem == leaf.key_pem);
+        if !same {
+            info!("leaf for \"{}\" updated: serial {}, {}", self.name, leaf.serial, leaf.uri);
+            *slot = Some(leaf);
+        }
+        !same
+    }
+
+    /// New roots arrived: a held leaf they vouch for goes in force; one they do not is reported.
+    fn recheck_candidate(&self) {
+        let mut candidate = self.candidate.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(leaf), Some(roots)) = (candidate.clone(), self.roots()) else { return };
+        let now = SystemTime::now();
+        let verdict = validate::leaf_times(&self.name, &leaf, now)
+            .and_then(|()| validate::leaf_against_roots(&self.name, &leaf, &roots, now));
+        let event = match verdict {
+            Ok(()) => {
+                *candidate = None;
+                self.put_in_force(leaf).then_some(ServiceEvent::LeafRotated)
+            }
+            Err(e) => {
+                warning!("leaf watch for \"{}\": {} (keeping the last good leaf)", self.name, e.message);
+                *self.last_leaf_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                Some(ServiceEvent::WatchError)
+            }
+        };
+        drop(candidate);
+        if let Some(event) = event {
+            self.changed_now(event);
+        }
     }
 
     /// Waits until ready, or `timeout` passes (`None`: forever).
@@ -218,6 +297,9 @@ impl ServiceCerts {
 
     pub(super) fn on_roots_event(&self, event: ServiceEvent) {
         self.changed_now(event);
+        if event == ServiceEvent::RootsChanged {
+            self.recheck_candidate();
+        }
     }
 
     fn changed_now(&self, event: ServiceEvent) {
@@ -257,20 +339,36 @@ impl WatchTarget<LeafCert> for LeafTarget {
     fn deliver(&self, value: &LeafCert) -> Option<Result<()>> {
         let certs = self.0.upgrade()?;
         let leaf = match Leaf::from_agent(value) {
-            Ok(l) => l,
+            Ok(l) => Arc::new(l),
             Err(e) => return Some(Err(e.context(format!("leaf certificate for \"{}\" is unusable", certs.name)))),
         };
-        if leaf.valid_before <= SystemTime::now() {
-            // Old agents could hand out an expired leaf from a non-blocking read: never put it in force.
-            return Some(Err(Error::new(
-                Code::CertificateInvalid,
-                format!("the agent returned an expired leaf for \"{}\" (serial {})", certs.name, leaf.serial),
-            )));
+        let now = SystemTime::now();
+        if let Err(e) = validate::leaf_identity(&certs.expected(), &leaf)
+            .and_then(|()| validate::leaf_times(&certs.name, &leaf, now))
+        {
+            return Some(Err(e));
         }
-        info!("leaf for \"{}\" updated: serial {}, {}", certs.name, leaf.serial, leaf.uri);
-        *certs.leaf.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(leaf));
-        *certs.last_leaf_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        certs.changed_now(ServiceEvent::LeafRotated);
+        let mut candidate = certs.candidate.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(roots) = certs.roots() else {
+            // Nothing to check the chain against yet: hold it; the roots watch's first answer decides.
+            info!(
+                "leaf for \"{}\" (serial {}) arrived before the CA roots: held until they do",
+                certs.name, leaf.serial
+            );
+            *candidate = Some(leaf);
+            return Some(Ok(()));
+        };
+        if let Err(e) = validate::leaf_against_roots(&certs.name, &leaf, &roots, now) {
+            // Newer roots may still vouch for it (a rotation without cross-signing): checked again when they come.
+            *candidate = Some(leaf);
+            return Some(Err(e));
+        }
+        *candidate = None;
+        let changed = certs.put_in_force(leaf);
+        drop(candidate);
+        if changed {
+            certs.changed_now(ServiceEvent::LeafRotated);
+        }
         Some(Ok(()))
     }
 
@@ -284,6 +382,12 @@ impl WatchTarget<LeafCert> for LeafTarget {
 
     fn healthy(&self) {
         if let Some(certs) = self.0.upgrade() {
+            // The agent answers the leaf in force again: a refused one it sent before is no longer a candidate.
+            let mut candidate = certs.candidate.lock().unwrap_or_else(|e| e.into_inner());
+            if certs.leaf().is_some() {
+                *candidate = None;
+            }
+            drop(candidate);
             if certs.last_leaf_error.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
                 info!("leaf watch for \"{}\" recovered", certs.name);
             }

@@ -1,41 +1,13 @@
-//! Blocking queries (`index`, `wait`) and injected faults, shared by the roots, leaf, authorize and health
-//! endpoints.
+//! Blocking queries (`index`, `wait`), shared by the roots, leaf and health endpoints.
 
 use super::respond::{text, Resp};
 use super::Req;
 use crate::state::{Shared, State};
 use crate::util::parse_go_duration;
-use crate::{FaultEndpoint, FaultKind};
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::Response;
 use std::time::Duration;
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const MAX_WAIT: Duration = Duration::from_secs(600);
-
-/// Apply injected faults: delays first, then a replacement answer if any. Returns (answer, backwards index).
-pub(super) async fn apply_faults(sh: &Shared, ep: FaultEndpoint) -> (Option<Resp>, bool) {
-    let kinds = sh.lock().faults_for(ep);
-    for k in &kinds {
-        if let FaultKind::Delay(d) = k {
-            tokio::time::sleep(*d).await;
-        }
-    }
-    for k in &kinds {
-        match k {
-            FaultKind::Status(code, body) => return (Some(text(*code, body.clone())), false),
-            FaultKind::MalformedJson => {
-                let mut r = Response::new(Full::new(Bytes::from_static(b"{\"Roots\":[{\"ID\":\"5e:2b")));
-                r.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().expect("static header"));
-                r.headers_mut().insert("X-Consul-Index", 1u64.into());
-                return (Some(r), false);
-            }
-            _ => {}
-        }
-    }
-    (None, kinds.contains(&FaultKind::BackwardsIndex))
-}
 
 /// `index` and `wait` (with jitter already added). `Err` is Consul's 400.
 #[allow(clippy::result_large_err)] // the Err is a ready answer; not worth boxing

@@ -1,6 +1,7 @@
 //! The Connect CA endpoints: roots, leaf certificates, and the CA configuration (whose PUT rotates the root).
 
-use super::blocking::{apply_faults, block, blocking_params};
+use super::blocking::{block, blocking_params};
+use super::faults::{apply_faults, hostile_leaf};
 use super::respond::{decode_failed, empty_ok, json, text, with_cache, Resp};
 use super::route::{acl_check, check_dc};
 use super::Req;
@@ -17,10 +18,11 @@ pub(super) async fn roots(sh: &Arc<Shared>, r: &Req) -> Resp {
     if let Some(resp) = check_dc(sh, r) {
         return resp;
     }
-    let (fault, backwards) = apply_faults(sh, FaultEndpoint::Roots).await;
-    if let Some(resp) = fault {
+    let mut faults = apply_faults(sh, FaultEndpoint::Roots).await;
+    if let Some(resp) = faults.answer.take() {
         return resp;
     }
+    let backwards = faults.backwards;
     let (min, wait) = match blocking_params(r) {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -38,7 +40,7 @@ pub(super) async fn roots(sh: &Arc<Shared>, r: &Req) -> Resp {
     };
     drop(st);
     let idx = if idx == 1 { 1 } else { real };
-    with_cache(json(&body, Some(idx)), hit, age)
+    faults.finish(with_cache(json(&body, Some(idx)), hit, age))
 }
 
 /// `GET /v1/agent/connect/ca/leaf/<service>`: the cached leaf, blocking until it is renewed or reissued.
@@ -52,10 +54,14 @@ pub(super) async fn leaf(sh: &Arc<Shared>, r: &Req, service: &str) -> Resp {
     if let Some(resp) = acl_check(sh, r, "service:write", Some(service)) {
         return resp;
     }
-    let (fault, backwards) = apply_faults(sh, FaultEndpoint::Leaf).await;
-    if let Some(resp) = fault {
+    let mut faults = apply_faults(sh, FaultEndpoint::Leaf).await;
+    if let Some(resp) = faults.answer.take() {
         return resp;
     }
+    if let Some(fault) = &faults.leaf {
+        return faults.finish(hostile_leaf(sh, service, fault));
+    }
+    let backwards = faults.backwards;
     let (min, wait) = match blocking_params(r) {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -65,18 +71,18 @@ pub(super) async fn leaf(sh: &Arc<Shared>, r: &Req, service: &str) -> Resp {
         Err(e) => return text(e.http_status(), e.message()),
     };
     if backwards && min > 0 {
-        return with_cache(json(&first.0, Some(1)), first.1, first.2);
+        return faults.finish(with_cache(json(&first.0, Some(1)), first.1, first.2));
     }
     if min == 0 || first.0.modify_index > min {
         let idx = first.0.modify_index;
-        return with_cache(json(&first.0, Some(idx)), first.1, first.2);
+        return faults.finish(with_cache(json(&first.0, Some(idx)), first.1, first.2));
     }
     let svc = service.to_string();
     block(sh, min, wait, |st| st.leaves.get(&svc).map(|l| l.cert.modify_index).unwrap_or(0)).await;
     match sh.leaf(service) {
         Ok((cert, hit, age)) => {
             let idx = cert.modify_index;
-            with_cache(json(&cert, Some(idx)), hit, age)
+            faults.finish(with_cache(json(&cert, Some(idx)), hit, age))
         }
         Err(e) => text(500, e.message().to_string()),
     }

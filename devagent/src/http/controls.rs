@@ -2,7 +2,9 @@
 //! carry out is answered 400 with a text that says why; nothing a client sends can crash the agent.
 //!
 //! - `PUT /_devagent/fault?endpoint=<all|roots|leaf|authorize>&<kind>`, kinds: `status=<code>[&body=<text>]`,
-//!   `malformed=1`, `delay=<Go duration>`, `reset_index=1` (several may be combined). `DELETE` clears every fault.
+//!   `malformed=1`, `delay=<Go duration>`, `reset_index=1`, `huge_body=<bytes>`, `index=<text>`, and for the leaf
+//!   endpoint `leaf_for=<service>`, `leaf_uri=<URI>`, `foreign_ca=1`, `leaf_window=<not_before>,<not_after>` (Unix
+//!   seconds). Several may be combined. `DELETE` clears every fault.
 //! - `PUT /_devagent/rotate-ca`.
 //! - `GET /_devagent/issue-leaf/<service>?not_before=<unix seconds>&not_after=<unix seconds>`.
 
@@ -16,7 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The query parameters a fault may have besides `endpoint`.
-const FAULT_KINDS: &str = "status=<code>[&body=<text>], malformed=1, delay=<duration> or reset_index=1";
+const FAULT_KINDS: &str = "status=<code>[&body=<text>], malformed=1, delay=<duration>, reset_index=1, \
+                           huge_body=<bytes>, index=<text>, leaf_for=<service>, leaf_uri=<URI>, foreign_ca=1 or \
+                           leaf_window=<not_before>,<not_after>";
+
+/// The largest `huge_body` (1 GiB): enough for any test, small enough not to take the agent down.
+const MAX_HUGE_BODY: u64 = 1 << 30;
 
 /// Answers `/_devagent/<rest>`.
 pub(super) async fn controls(sh: &Arc<Shared>, r: &Req, rest: &str) -> Resp {
@@ -81,7 +88,25 @@ fn parse_faults(r: &Req) -> Result<Vec<Fault>, String> {
                 None => return Err(format!("invalid delay {value:?} (a Go duration such as 250ms)")),
             },
             "reset_index" if r.flag("reset_index") => kinds.push(FaultKind::BackwardsIndex),
-            "malformed" | "reset_index" => {}
+            "foreign_ca" if r.flag("foreign_ca") => kinds.push(FaultKind::ForeignCa),
+            "malformed" | "reset_index" | "foreign_ca" => {}
+            "huge_body" => match value.parse::<u64>() {
+                Ok(n) if n <= MAX_HUGE_BODY => kinds.push(FaultKind::HugeBody(n)),
+                _ => return Err(format!("invalid huge_body {value:?} (a byte count up to {MAX_HUGE_BODY})")),
+            },
+            "index" => {
+                if hyper::header::HeaderValue::from_str(value).is_err() {
+                    return Err(format!("invalid index {value:?} (it must fit in an HTTP header)"));
+                }
+                kinds.push(FaultKind::Index(value.clone()))
+            }
+            "leaf_for" if !value.is_empty() => kinds.push(FaultKind::LeafFor(value.clone())),
+            "leaf_uri" if !value.is_empty() => kinds.push(FaultKind::LeafUri(value.clone())),
+            "leaf_for" | "leaf_uri" => return Err(format!("{key} needs a value")),
+            "leaf_window" => match value.split_once(',').map(|(a, b)| (a.trim().parse(), b.trim().parse())) {
+                Some((Ok(nb), Ok(na))) => kinds.push(FaultKind::LeafWindow(nb, na)),
+                _ => return Err(format!("invalid leaf_window {value:?} (<not_before>,<not_after> in Unix seconds)")),
+            },
             other => return Err(format!("unknown fault kind {other:?} (give {FAULT_KINDS})")),
         }
     }

@@ -1,6 +1,6 @@
 //! Authorize (the decision a Connect-native listener asks for) and the intentions API it decides from.
 
-use super::blocking::apply_faults;
+use super::faults::apply_faults;
 use super::respond::{json, text, with_cache, Resp};
 use super::route::acl_check;
 use super::Req;
@@ -15,8 +15,7 @@ use std::time::Duration;
 
 /// `POST /v1/agent/connect/authorize`: the intention that decides, else the default policy.
 pub(super) async fn authorize(sh: &Arc<Shared>, r: &Req) -> Resp {
-    let (fault, _) = apply_faults(sh, FaultEndpoint::Authorize).await;
-    if let Some(resp) = fault {
+    if let Some(resp) = apply_faults(sh, FaultEndpoint::Authorize).await.answer {
         return resp;
     }
     let req: AuthorizeRequest = match serde_json::from_slice(&r.body) {

@@ -3,7 +3,8 @@
 //! - mod.rs: the accept loop and the request as handlers see it.
 //! - route.rs: routing, and the checks every Consul endpoint shares (Enterprise parameters, ACL, datacenter).
 //! - respond.rs: answers, status codes, Consul's headers and error texts.
-//! - blocking.rs: blocking queries and injected faults.
+//! - blocking.rs: blocking queries.
+//! - faults.rs: injected faults, hostile answers included.
 //! - connect_ca.rs: CA roots, leaf certificates, CA configuration.
 //! - intentions.rs: authorize and the exact intentions API; intentions_list.rs: list, match, legacy IDs.
 //! - register.rs: service and check registration (decoding in ../decode).
@@ -17,6 +18,7 @@ mod blocking;
 mod catalog;
 mod connect_ca;
 mod controls;
+mod faults;
 mod intentions;
 mod intentions_list;
 mod params;
@@ -108,6 +110,25 @@ impl Req {
     fn token(&self) -> Option<String> {
         acl::request_token(&self.headers, &self.query)
     }
+}
+
+/// One request as `handle` would see it once hyper parsed it: the fuzz target's way in (feature `fuzzing`).
+/// `None` when hyper would not have accepted the method or the target.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn fuzz_route(
+    shared: &Arc<Shared>,
+    method: &[u8],
+    target: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Option<u16> {
+    let method = Method::from_bytes(method).ok()?;
+    let uri: hyper::Uri = target.parse().ok()?;
+    if body.len() > MAX_BODY {
+        return Some(413);
+    }
+    let r = Req { method, path: uri.path().to_string(), query: parse_query(uri.query()), headers, body };
+    Some(route::route(shared, &r).await.status().as_u16())
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infallible> {

@@ -39,6 +39,8 @@ enum Reply {
     Late(Duration, Box<Reply>),
     /// Read the request, then say nothing and keep the connection open.
     Silent,
+    /// Write these bytes as the whole answer, then close the connection.
+    Raw(Vec<u8>),
 }
 
 fn ok_json(body: &str, index: Option<u64>) -> Reply {
@@ -127,6 +129,10 @@ impl Canned {
                     }
                     Reply::Silent => {
                         thread::sleep(Duration::from_secs(30));
+                        return;
+                    }
+                    Reply::Raw(bytes) => {
+                        let _ = reader.get_mut().write_all(&bytes);
                         return;
                     }
                     Reply::Answer { status, headers, body } => {
@@ -503,14 +509,81 @@ fn authorize_posts_the_request_and_parses_the_decision() {
 // Response headers and connections
 
 #[test]
-fn missing_or_garbage_consul_index_reads_as_zero() {
-    let garbage =
-        Reply::Answer { status: 200, headers: vec![("X-Consul-Index", "not-a-number".into())], body: ROOTS.into() };
-    let (_agent, addr) = tcp_agent(vec![ok_json(ROOTS, None), garbage, ok_json(ROOTS, Some(u64::MAX))]);
+fn blocking_queries_refuse_a_missing_zero_or_garbage_consul_index() {
+    let with_index =
+        |v: &str| Reply::Answer { status: 200, headers: vec![("X-Consul-Index", v.to_string())], body: ROOTS.into() };
+    let (_agent, addr) = tcp_agent(vec![
+        ok_json(ROOTS, None),
+        with_index("abc"),
+        with_index("0"),
+        with_index("-3"),
+        ok_json(ROOTS, Some(u64::MAX)),
+    ]);
     let c = client(&addr);
-    assert_eq!(c.roots(&wait(0, Duration::from_secs(1))).unwrap().index, 0);
-    assert_eq!(c.roots(&wait(0, Duration::from_secs(1))).unwrap().index, 0);
+    for expect in ["no X-Consul-Index header", "non-numeric X-Consul-Index \"abc\"", "X-Consul-Index 0", "\"-3\""] {
+        let err = c.roots(&wait(0, Duration::from_secs(1))).unwrap_err();
+        assert_eq!(err.code, Code::AgentBadResponse, "{err}");
+        assert!(err.message.contains(expect), "{expect}: {}", err.message);
+        assert!(err.message.contains("GET /v1/agent/connect/ca/roots"), "{}", err.message);
+    }
     assert_eq!(c.roots(&wait(0, Duration::from_secs(1))).unwrap().index, u64::MAX);
+}
+
+#[test]
+fn other_calls_do_not_need_a_consul_index() {
+    let (_agent, addr) = tcp_agent(vec![ok_json("[]", None), ok_json(r#"{"Authorized":true}"#, Some(0))]);
+    let c = client(&addr);
+    assert!(c.health_connect("web", None, true).unwrap().is_empty());
+    assert!(c.authorize(&AuthorizeRequest::default(), Duration::from_secs(2)).unwrap().authorized);
+}
+
+#[test]
+fn an_announced_oversized_answer_is_refused_before_it_is_read() {
+    // Announces 100 MiB and sends almost none of it: the refusal must not wait for the rest.
+    let head =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 9\r\nContent-Length: 104857600\r\n\r\n{";
+    let (_agent, addr) = tcp_agent(vec![Reply::Raw(head.to_vec()), Reply::Raw(head.to_vec())]);
+    let c = client(&addr);
+    let started = Instant::now();
+    let err = c.leaf("db", &wait(0, Duration::from_secs(30))).unwrap_err();
+    assert_eq!(err.code, Code::AgentBadResponse, "{err}");
+    assert_eq!(
+        err.message,
+        format!(
+            "agent at http://{addr} answered GET /v1/agent/connect/ca/leaf/db with a 100 MiB body: a leaf \
+             certificate answer may be at most 64 KiB; answer ignored"
+        )
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = c.roots(&wait(0, Duration::from_secs(30))).unwrap_err();
+    assert!(err.message.contains("a CA roots answer may be at most 512 KiB"), "{}", err.message);
+}
+
+#[test]
+fn a_chunked_answer_stops_at_the_limit() {
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..8 {
+        raw.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend(&chunk);
+        raw.extend(b"\r\n");
+    }
+    raw.extend(b"0\r\n\r\n");
+    let (_agent, addr) = tcp_agent(vec![Reply::Raw(raw)]);
+    let c = client_with(&addr, |c| c.response_limits.leaf = 32 * 1024);
+    let err = c.leaf("db", &wait(0, Duration::from_secs(30))).unwrap_err();
+    assert_eq!(err.code, Code::AgentBadResponse, "{err}");
+    assert!(err.message.contains("with more than 32 KiB: a leaf certificate answer may be at most 32 KiB"), "{err}");
+}
+
+#[test]
+fn an_answer_within_the_limit_is_read() {
+    let padded = format!("{LEAF}{}", " ".repeat(60 * 1024));
+    let (_agent, addr) = tcp_agent(vec![ok_json(&padded, Some(3))]);
+    let c = client(&addr);
+    assert_eq!(c.leaf("web", &wait(0, Duration::from_secs(5))).unwrap().value.serial_number, "1d");
 }
 
 #[test]
@@ -623,6 +696,19 @@ fn authorize_uses_its_own_timeout() {
     assert_eq!(err.code, Code::Timeout, "{err}");
     assert!(err.message.contains("POST /v1/agent/connect/authorize"), "{}", err.message);
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn the_first_blocking_query_is_bounded_by_the_request_timeout() {
+    // Index 0 is answered at once by a real agent: one that accepts and never answers must not hold the watch for
+    // the blocking timeout (wait + wait/16 + 5 s).
+    let (_agent, addr) = tcp_agent(vec![Reply::Silent]);
+    let c = client_with(&addr, |c| c.request_timeout = Duration::from_millis(300));
+    let started = Instant::now();
+    let err = c.roots(&wait(0, Duration::from_secs(300))).unwrap_err();
+    assert_eq!(err.code, Code::Timeout, "{err}");
+    assert!(err.message.contains("within 300ms"), "{}", err.message);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 #[test]
