@@ -219,7 +219,11 @@ fn a_leaf_that_arrives_before_the_roots_waits_for_them_without_an_error() {
     );
     web.wait_ready(10_000).expect("ready once the roots arrive");
     assert_eq!(events[WATCH_ERROR].load(Ordering::SeqCst), 0, "holding the leaf is not an error");
-    assert_eq!(events[consulnative_event::LeafRotated as usize].load(Ordering::SeqCst), 1);
+    // Callbacks run after readiness is signalled: wait for the event rather than race it.
+    assert!(eventually(Duration::from_secs(5), || events[consulnative_event::LeafRotated as usize]
+        .load(Ordering::SeqCst)
+        == 1));
+    assert_eq!(events[WATCH_ERROR].load(Ordering::SeqCst), 0, "holding the leaf is not an error");
     assert!(web.status()["last_error"].is_null());
 }
 
