@@ -41,11 +41,27 @@ pub fn run(client: &Client, args: &PemFilesArgs, log_level: LogLevel) -> Result<
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for outcome in rx {
-        let write = report(&args.dir, outcome);
-        let skip = first && !existed;
+    while let Ok(outcome) = rx.recv() {
+        let mut last = report(&args.dir, outcome).ok();
+        let mut writes = usize::from(last.is_some());
+        // A CA rotation changes the roots, then the leaf: two writes a few milliseconds apart. Reload once they have
+        // settled, so the server reads one stable set instead of reloading while the next write switches the files.
+        loop {
+            match rx.recv_timeout(SETTLE) {
+                Ok(outcome) => {
+                    if let Ok(write) = report(&args.dir, outcome) {
+                        last = Some(write);
+                        writes += 1;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the certificate watch stopped".into()),
+            }
+        }
+        // The very first write creates files nobody uses yet; a later write in the same batch replaced them.
+        let skip = first && !existed && writes <= 1;
         first = false;
-        if let Ok(write) = write {
+        if let Some(write) = last {
             if !skip {
                 reload(&args.reload, &write);
             }
@@ -53,6 +69,9 @@ pub fn run(client: &Client, args: &PemFilesArgs, log_level: LogLevel) -> Result<
     }
     Err("the certificate watch stopped".into())
 }
+
+/// How long the files must stay unchanged before the reload runs (coalesces a rotation's writes into one reload).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Prints one write (stdout) or failure (stderr).
 fn report(dir: &Path, outcome: Result<PemFilesWrite, String>) -> Result<PemFilesWrite, String> {
