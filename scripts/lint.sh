@@ -31,6 +31,11 @@ bash scripts/docs.sh
 
 step "cargo package (core, dev agent, C ABI)"
 mkdir -p target
+# cargo unpacks the packages it verifies into its registry cache by name and version: a copy left by an earlier
+# run of the same version would be compiled instead of this one. Remove our own crates' copies first.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$cargo_home"/registry/src/*/consulnative-{core,devagent,ffi}-[0-9]* \
+  "$cargo_home"/registry/cache/*/consulnative-{core,devagent,ffi}-[0-9]*.crate
 if ! cargo package -p consulnative-core -p consulnative-devagent -p consulnative-ffi --locked --allow-dirty \
     >target/cargo-package.log 2>&1; then
   grep -v "^warning: ignoring \(test\|benchmark\)" target/cargo-package.log | tail -n 30 >&2
